@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// brokerProcess is one bin/strata started by the bench as a real process
+// on a free loopback port with a data dir of its own.
+type brokerProcess struct {
+	cmd     *exec.Cmd
+	addr    string
+	dataDir string
+	stderr  *tailBuffer
+	exited  chan struct{} // closed once the process has been waited for
+	waitErr error         // valid after exited is closed
+}
+
+// startBroker starts bin and waits until it answers a Kafka request.
+// extra are additional `--set key=value` settings. The returned process
+// must be stopped with stop.
+func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, extra []string, readyTimeout time.Duration) (*brokerProcess, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("free port: %w", err)
+	}
+	dataDir, err := os.MkdirTemp(dataRoot, "strata-bench-data-*")
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := []string{"serve", "--node-id", "1", "--data-dir", dataDir, "--listen", addr}
+	for _, kv := range extra {
+		args = append(args, "--set", kv)
+	}
+	// Not CommandContext: the process is stopped with SIGTERM by stop,
+	// so its clean shutdown is part of what the bench exercises.
+	cmd := exec.Command(bin, args...)
+	// If the bench dies without stopping it, the broker goes too rather
+	// than holding the port and the data dir.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	p := &brokerProcess{cmd: cmd, addr: addr, dataDir: dataDir, stderr: newTailBuffer(64 << 10), exited: make(chan struct{})}
+	cmd.Stdout = p.stderr
+	cmd.Stderr = p.stderr
+	log.Info("starting broker", "bin", bin, "args", args)
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dataDir)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	start := time.Now()
+	if err := p.waitReady(ctx, readyTimeout); err != nil {
+		p.stop(log, 10*time.Second)
+		return nil, fmt.Errorf("broker %s not ready: %w\nbroker output (tail):\n%s", addr, err, p.stderr.String())
+	}
+	log.Info("broker ready", "addr", addr, "after", time.Since(start).Round(time.Millisecond))
+	return p, nil
+}
+
+// waitReady polls with a Kafka client until the broker answers a
+// Metadata request, the process exits, or timeout passes.
+func (p *brokerProcess) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr), kgo.RetryTimeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	// Each attempt is bounded so that a process exit is noticed quickly;
+	// the back-off between attempts is the client's own dial retry.
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, time.Second)
+		err := cl.Ping(attempt)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("process exited: %v", p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		default:
+		}
+		// Ping fails at once while nothing listens; wait for either a
+		// short tick or the process ending instead of spinning.
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-p.exited:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// stop sends SIGTERM, waits up to grace for a clean exit, then kills,
+// removes the data dir, and reports how long the shutdown took and how
+// the process ended.
+func (p *brokerProcess) stop(log *slog.Logger, grace time.Duration) (ShutdownInfo, error) {
+	defer os.RemoveAll(p.dataDir)
+	start := time.Now()
+	info := ShutdownInfo{}
+	select {
+	case <-p.exited:
+		info.Elapsed = 0
+		info.Clean = false
+		info.Exit = fmt.Sprint(p.waitErr)
+		return info, fmt.Errorf("broker exited before it was stopped: %v", p.waitErr)
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		log.Warn("SIGTERM failed", "err", err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		info.Elapsed = time.Since(start)
+		info.Clean = p.waitErr == nil
+		info.Exit = exitString(p.waitErr)
+	case <-t.C:
+		p.cmd.Process.Kill()
+		<-p.exited
+		info.Elapsed = time.Since(start)
+		info.Exit = "killed after " + grace.String()
+	}
+	log.Info("broker stopped", "after", info.Elapsed.Round(time.Millisecond), "exit", info.Exit)
+	return info, nil
+}
+
+// ShutdownInfo is how a broker started by the bench ended on SIGTERM.
+type ShutdownInfo struct {
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Clean   bool          `json:"clean"`
+	Exit    string        `json:"exit"`
+}
+
+func exitString(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ensureBrokerBinary builds ./cmd/strata into bin when bin does not exist
+// and build is allowed (the default path, run from the repository root).
+func ensureBrokerBinary(ctx context.Context, log *slog.Logger, bin string, build bool) error {
+	if _, err := os.Stat(bin); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) || !build {
+		return fmt.Errorf("broker binary %s: %w", bin, err)
+	}
+	log.Info("building broker", "out", bin)
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/strata")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build -o %s ./cmd/strata: %w\n%s", bin, err, out)
+	}
+	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it, so a broker that
+// logs a lot cannot grow the bench's memory, and a failure can still show
+// what the broker said last.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(b), nil
+}
+
+// String returns the kept output, starting at a line boundary.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	if len(b) == t.max {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return string(b)
+}

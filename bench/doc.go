@@ -1,0 +1,36 @@
+// Package bench measures a Strata broker against the limits of the
+// machine it runs on; cmd/strata-bench is its command and `make bench`
+// runs that.
+//
+// One run first measures three ceilings on this machine: loopback TCP
+// between two Go sockets, sendfile(2) from a page-cached file to a
+// loopback socket, and sequential writes with an fsync per MiB on the
+// filesystem of the broker's data dir. It then starts bin/strata as a
+// real process (or uses one given with --brokers), creates topics with
+// kadm, loads them with franz-go producers and reads them back with a
+// franz-go consumer, and prints every figure as a ratio of the ceiling it
+// is bounded by, with the aims of the issue marked met or not met.
+//
+// Invariants the figures rely on:
+//   - Limits and broker figures come from the same run, so a busy or slow
+//     machine lowers both and the ratios stay comparable.
+//   - Throughput is acknowledged record bytes over the time from the first
+//     send to the last acknowledgement; records still in flight at the
+//     deadline are waited for and counted, never dropped from the tally.
+//   - Latency is per record, from handing it to the client to its promise,
+//     in a log-linear histogram accurate to 1%; quantiles are reported at
+//     the top of their bucket, so an aim met by the report is met by the
+//     raw values too.
+//   - A row with failed records or an incomplete read-back never meets an
+//     aim.
+//
+// Concurrency: each producer is one kgo client driven by one goroutine,
+// with a fixed set of reusable records (slots) as its window; the client
+// calls promises serially, and a mutex hands each producer's statistics
+// to the goroutine that merges them after Flush. Runs happen one at a
+// time, so they do not compete with each other for the two CPUs of a
+// small machine; the broker process and the bench always do.
+//
+// Nothing imports this package; it imports no Strata package either, and
+// talks to the broker only over the Kafka protocol, as users do.
+package bench

@@ -1,0 +1,75 @@
+package broker
+
+// CreatePartitions v0-v3.
+//
+// The count can only grow; a manual assignment must name known brokers.
+// Existing partitions and their data are untouched.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/metadata"
+)
+
+func init() { register(37, 0, 3, handleCreatePartitions) }
+
+func handleCreatePartitions(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		err := func() error {
+			if seen[rt.Topic] > 1 {
+				return fmt.Errorf("topic %q named more than once: %w", rt.Topic, kerr.InvalidRequest)
+			}
+			t, ok := s.meta.Topic(rt.Topic)
+			if !ok {
+				return kerr.UnknownTopicOrPartition
+			}
+			cur := int32(len(t.Partitions))
+			if rt.Count <= cur {
+				return fmt.Errorf("%w: topic %s has %d partitions, requested %d: the count can only grow", errInvalidPartitions, rt.Topic, cur, rt.Count)
+			}
+			if rt.Count-cur > maxPartitionsPerRequest {
+				return fmt.Errorf("%w: at most %d new partitions per request", errInvalidPartitions, maxPartitionsPerRequest)
+			}
+			if rt.Assignment != nil && int32(len(rt.Assignment)) != rt.Count-cur {
+				return fmt.Errorf("assignment names %d partitions, %d are being added: %w", len(rt.Assignment), rt.Count-cur, kerr.InvalidReplicaAssignment)
+			}
+			for _, a := range rt.Assignment {
+				for _, b := range a.Replicas {
+					if b != s.cfg.NodeID {
+						return fmt.Errorf("unknown broker %d in assignment: %w", b, kerr.InvalidReplicaAssignment)
+					}
+				}
+			}
+			if req.ValidateOnly {
+				return nil
+			}
+			var add []metadata.Partition
+			for i := cur; i < rt.Count; i++ {
+				add = append(add, s.newPartitionAssignment(i))
+			}
+			if err := s.meta.CreatePartitions(ctx, t.ID, add); err != nil {
+				return err
+			}
+			s.log.Info("added partitions", "topic", rt.Topic, "from", cur, "to", rt.Count)
+			return s.parts.reconcile()
+		}()
+		if err != nil {
+			st.ErrorCode = errorCode(s.log, err)
+			st.ErrorMessage = kmsg.StringPtr(err.Error())
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return respond(resp)
+}

@@ -1,0 +1,56 @@
+package broker
+
+// DeleteRecords v0-v2.
+//
+// Raises the log start offset (checkpointed, so it survives restarts) and
+// deletes whole segments below it. Offset -1 means the high watermark.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(21, 0, 2, handleDeleteRecords) }
+
+func handleDeleteRecords(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.DeleteRecordsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			ts, p, err := s.parts.get(rt.Topic, rp.Partition)
+			switch {
+			case err != nil:
+				sp.ErrorCode = errorCode(s.log, err)
+			case ts.internal:
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+			default:
+				off := rp.Offset
+				hw := p.log.HighWatermark()
+				if off == -1 {
+					off = hw
+				}
+				if off < 0 || off > hw {
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+					break
+				}
+				low, err := p.log.DeleteRecordsBefore(off)
+				if err != nil {
+					sp.ErrorCode = errorCode(s.log, err)
+					break
+				}
+				sp.LowWatermark = low
+				s.log.Info("deleted records", "topic", rt.Topic, "partition", rp.Partition, "log_start_offset", low)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return respond(resp)
+}

@@ -1,0 +1,38 @@
+package broker
+
+// DescribeCluster v0-v1 (KIP-700).
+//
+// Lists the live brokers; v1 asking for controller endpoints gets
+// UNSUPPORTED_ENDPOINT_TYPE until controllers are separate processes.
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(60, 0, 1, handleDescribeCluster) }
+
+func handleDescribeCluster(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterAuthorizedOperations = math.MinInt32
+	if req.Version >= 1 && req.EndpointType != 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		return respond(resp)
+	}
+	resp.EndpointType = 1
+	resp.ClusterID = s.meta.ClusterID()
+	resp.ControllerID = s.cfg.NodeID
+	for _, b := range s.meta.Brokers() {
+		rb := kmsg.NewDescribeClusterResponseBroker()
+		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
+		if b.Rack != "" {
+			rb.Rack = kmsg.StringPtr(b.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	return respond(resp)
+}

@@ -1,0 +1,74 @@
+package broker
+
+// DescribeConfigs v0-v4.
+//
+// Topics: every topic config with its effective value and source
+// (DYNAMIC_TOPIC_CONFIG when set on the topic, else the broker default:
+// STATIC_BROKER_CONFIG when the operator set it, DEFAULT_CONFIG otherwise),
+// synonyms on request (v1+), types (v3+). Brokers: the broker's settings,
+// all read-only. Documentation strings are not provided.
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(32, 0, 4, handleDescribeConfigs) }
+
+func handleDescribeConfigs(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.DescribeConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	for _, rr := range req.Resources {
+		res := kmsg.NewDescribeConfigsResponseResource()
+		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			t, ok := s.meta.Topic(rr.ResourceName)
+			if !ok {
+				res.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				break
+			}
+			res.Configs = s.describeTopicConfigs(t.Configs, rr.ConfigNames, req.IncludeSynonyms)
+		case kmsg.ConfigResourceTypeBroker:
+			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
+				res.ErrorCode = kerr.InvalidRequest.Code
+				res.ErrorMessage = kmsg.StringPtr("unknown broker " + rr.ResourceName)
+				break
+			}
+			res.Configs = s.describeBrokerConfigs(rr.ConfigNames)
+		default:
+			res.ErrorCode = kerr.InvalidRequest.Code
+			res.ErrorMessage = kmsg.StringPtr("unsupported resource type " + rr.ResourceType.String())
+		}
+		resp.Resources = append(resp.Resources, res)
+	}
+	return respond(resp)
+}
+
+func (s *Server) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+	all := s.brokerConfigs()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, k := range sortedKeys(all) {
+		if len(want) > 0 && !want[k] {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = k
+		c.Value = kmsg.StringPtr(all[k])
+		c.ReadOnly = true
+		c.Source = kmsg.ConfigSourceDefaultConfig
+		if s.cfg.ExplicitKeys[k] {
+			c.Source = kmsg.ConfigSourceStaticBrokerConfig
+		}
+		c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,354 @@
+package broker
+
+// Fetch v4-v16.
+//
+// Record bytes go from segment files to the socket with sendfile; only the
+// fixed parts of the response are encoded in memory (proto.EncodeFetchResponse).
+// Long polls wait on the partition logs' change channels, never in a sleep
+// loop. Sessions follow KIP-227 (fetch_sessions.go); topic ids from v13.
+// Differences from Apache Kafka: no follower fetching yet (single node),
+// so PreferredReadReplica is always -1; without transactions the last
+// stable offset equals the high watermark and read_committed returns an
+// empty aborted-transactions list.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/proto"
+	"github.com/strata-broker/strata/storage"
+)
+
+func init() { register(1, 4, 16, handleFetch) }
+
+type fetchResult struct {
+	topic    string
+	topicID  uuid.UUID
+	part     kmsg.FetchResponseTopicPartition
+	rr       *storage.ReadResult
+	changeCh <-chan struct{}
+}
+
+func handleFetch(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.FetchRequest)
+	corr := r.hdr.CorrelationID
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	now := time.Now()
+	useIDs := req.Version >= 13
+
+	reqParts := make([]sessPart, 0, 8)
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			reqParts = append(reqParts, sessPart{
+				key:          sessKey{id: uuid.UUID(rt.TopicID), topic: topicKeyName(useIDs, rt.Topic), partition: rp.Partition},
+				fetchOffset:  rp.FetchOffset,
+				maxBytes:     rp.PartitionMaxBytes,
+				leaderEpoch:  rp.CurrentLeaderEpoch,
+				lastFetchedE: rp.LastFetchedEpoch,
+			})
+		}
+	}
+
+	// Resolve the session (KIP-227 rules).
+	var (
+		sess        *fetchSession
+		incremental bool
+		targets     []*sessPart
+	)
+	if req.Version >= 7 {
+		switch {
+		case req.SessionID == 0 && req.SessionEpoch == -1:
+			// sessionless full fetch
+		case req.SessionEpoch == -1:
+			s.sessions.remove(req.SessionID) // close, then sessionless
+		case req.SessionEpoch == 0:
+			if req.SessionID != 0 {
+				s.sessions.remove(req.SessionID)
+			}
+			sess = s.sessions.create(now)
+		default:
+			sess = s.sessions.get(req.SessionID)
+			if sess == nil {
+				resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+				return fetchErrorReply(corr, resp)
+			}
+			incremental = true
+		}
+	}
+	if sess != nil {
+		sess.mu.Lock()
+		if incremental && req.SessionEpoch != sess.epoch {
+			sess.mu.Unlock()
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return fetchErrorReply(corr, resp)
+		}
+		sess.epoch++
+		sess.lastUsed = now
+		for _, ft := range req.ForgottenTopics {
+			for _, p := range ft.Partitions {
+				sess.forget(sessKey{id: uuid.UUID(ft.TopicID), topic: topicKeyName(useIDs, ft.Topic), partition: p})
+			}
+		}
+		for _, p := range reqParts {
+			sess.upsert(p)
+		}
+		for _, k := range sess.order {
+			targets = append(targets, sess.parts[k])
+		}
+		sess.mu.Unlock()
+		resp.SessionID = sess.id
+	} else {
+		for i := range reqParts {
+			p := &reqParts[i]
+			p.sentHW, p.sentLSO, p.sentLogStart = -1, -1, -1
+			targets = append(targets, p)
+		}
+	}
+
+	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	build := func() ([]fetchResult, int64, bool) {
+		return s.collectFetch(req, sess, targets)
+	}
+	results, total, hasErr := build()
+	if total >= int64(req.MinBytes) || maxWait <= 0 || hasErr || len(targets) == 0 {
+		return s.finishFetch(corr, req, resp, sess, incremental, results)
+	}
+	return r.cc.later(func() *reply {
+		timer := time.NewTimer(maxWait)
+		defer timer.Stop()
+		for {
+			if !waitAnyChange(ctx, timer.C, results) {
+				break
+			}
+			releaseResults(results)
+			results, total, hasErr = build()
+			if total >= int64(req.MinBytes) || hasErr {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			releaseResults(results)
+			return &reply{none: true}
+		}
+		return s.finishFetch(corr, req, resp, sess, incremental, results)
+	})
+}
+
+func topicKeyName(useIDs bool, name string) string {
+	if useIDs {
+		return ""
+	}
+	return name
+}
+
+func fetchErrorReply(corr int32, resp *kmsg.FetchResponse) *reply {
+	chunks, _ := proto.EncodeFetchResponse(corr, resp, func(int, int) (any, int64) { return nil, 0 })
+	return &reply{fetch: &fetchReply{chunks: chunks}}
+}
+
+// waitAnyChange blocks until one of the partitions' high watermarks moves
+// (true), or the deadline or ctx ends the wait (false).
+func waitAnyChange(ctx context.Context, deadline <-chan time.Time, results []fetchResult) bool {
+	// Fan the per-partition channels into one; the helpers end with the
+	// wait. (A fetch names few partitions per broker in practice.)
+	wake := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, res := range results {
+		if res.changeCh == nil {
+			continue
+		}
+		go func(ch <-chan struct{}) {
+			select {
+			case <-ch:
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			case <-stop:
+			}
+		}(res.changeCh)
+	}
+	select {
+	case <-wake:
+		return true
+	case <-deadline:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func releaseResults(results []fetchResult) {
+	for i := range results {
+		if results[i].rr != nil {
+			results[i].rr.Release()
+			results[i].rr = nil
+		}
+	}
+}
+
+// collectFetch reads every target once. It takes each log's change
+// channel before reading, so an append that lands after the read still
+// wakes the long poll.
+func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, targets []*sessPart) ([]fetchResult, int64, bool) {
+	results := make([]fetchResult, 0, len(targets))
+	remaining := int64(req.MaxBytes)
+	if req.MaxBytes <= 0 {
+		remaining = 1<<31 - 1
+	}
+	var total int64
+	hasErr := false
+	minOne := true
+	readCommitted := req.IsolationLevel == 1
+	if sess != nil {
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+	}
+	for _, t := range targets {
+		res := fetchResult{topic: t.key.topic, topicID: t.key.id}
+		fp := kmsg.NewFetchResponseTopicPartition()
+		fp.Partition = t.key.partition
+		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = -1, -1, -1
+		fp.PreferredReadReplica = -1
+
+		var (
+			ts  *topicState
+			p   *partition
+			err error
+		)
+		if req.Version >= 13 {
+			if tt, ok := s.parts.topicByID(t.key.id); ok {
+				ts = tt
+				res.topic = tt.name
+			}
+		} else if tt, ok := s.parts.topic(t.key.topic); ok {
+			ts = tt
+			res.topicID = tt.id
+		}
+		switch {
+		case ts == nil && req.Version >= 13:
+			err = kerr.UnknownTopicID
+		case ts == nil:
+			err = kerr.UnknownTopicOrPartition
+		case t.key.partition < 0 || int(t.key.partition) >= len(ts.parts):
+			err = kerr.UnknownTopicOrPartition
+		default:
+			p = ts.parts[t.key.partition]
+		}
+		if err == nil && req.Version >= 9 && t.leaderEpoch != -1 {
+			if t.leaderEpoch < p.leaderEpoch {
+				err = kerr.FencedLeaderEpoch
+			} else if t.leaderEpoch > p.leaderEpoch {
+				err = kerr.UnknownLeaderEpoch
+			}
+		}
+		if err == nil {
+			res.changeCh = p.log.Changed()
+			hw := p.log.HighWatermark()
+			fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+			if readCommitted {
+				fp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			}
+			if t.fetchOffset < hw && remaining > 0 {
+				limit := min(int64(t.maxBytes), remaining)
+				rr, rerr := p.log.Read(t.fetchOffset, hw, int32(max(limit, 0)), minOne)
+				switch {
+				case rerr == nil:
+					res.rr = &rr
+					total += rr.Len
+					remaining -= rr.Len
+					if rr.Len > 0 {
+						minOne = false
+					}
+				default:
+					err = rerr
+				}
+			} else if t.fetchOffset > p.log.LogEndOffset() || t.fetchOffset < fp.LogStartOffset {
+				err = storage.ErrOffsetOutOfRange
+			}
+		}
+		if err != nil {
+			fp.ErrorCode = errorCode(s.log, err)
+			hasErr = true
+			if !errors.Is(err, storage.ErrOffsetOutOfRange) {
+				s.log.Debug("fetch partition error", "topic", res.topic, "partition", t.key.partition, "err", err)
+			}
+		}
+		res.part = fp
+		results = append(results, res)
+	}
+	return results, total, hasErr
+}
+
+// finishFetch turns collected results into the response: in an
+// incremental session only partitions with news are included, and the
+// session remembers what it told the client.
+func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sess *fetchSession, incremental bool, results []fetchResult) *reply {
+	useIDs := req.Version >= 13
+	if sess != nil {
+		sess.mu.Lock()
+	}
+	byTopic := map[sessKey]int{}     // topic (partition 0) -> index in resp.Topics
+	var srcs [][]*storage.ReadResult // per topic index, per partition index
+	var held []*storage.ReadResult
+	for i := range results {
+		res := &results[i]
+		fp := res.part
+		var sp *sessPart
+		if sess != nil {
+			key := sessKey{topic: res.topic, partition: fp.Partition}
+			if useIDs {
+				key = sessKey{id: res.topicID, partition: fp.Partition}
+			}
+			sp = sess.parts[key]
+		}
+		hasRecords := res.rr != nil && res.rr.Len > 0
+		if incremental && sp != nil && !hasRecords && fp.ErrorCode == 0 &&
+			sp.sentHW == fp.HighWatermark && sp.sentLSO == fp.LastStableOffset && sp.sentLogStart == fp.LogStartOffset {
+			if res.rr != nil {
+				res.rr.Release()
+				res.rr = nil
+			}
+			continue
+		}
+		if sp != nil {
+			sp.sentHW, sp.sentLSO, sp.sentLogStart = fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset
+		}
+		tk := sessKey{topic: res.topic}
+		if useIDs {
+			tk = sessKey{id: res.topicID}
+		}
+		ti, ok := byTopic[tk]
+		if !ok {
+			ti = len(resp.Topics)
+			byTopic[tk] = ti
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = res.topic
+			rt.TopicID = res.topicID
+			resp.Topics = append(resp.Topics, rt)
+			srcs = append(srcs, nil)
+		}
+		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, fp)
+		srcs[ti] = append(srcs[ti], res.rr)
+		if res.rr != nil {
+			held = append(held, res.rr)
+		}
+	}
+	if sess != nil {
+		sess.mu.Unlock()
+	}
+	chunks, _ := proto.EncodeFetchResponse(corr, resp, func(t, p int) (any, int64) {
+		rr := srcs[t][p]
+		if rr == nil || rr.Len == 0 {
+			return nil, 0
+		}
+		return rr, rr.Len
+	})
+	return &reply{fetch: &fetchReply{chunks: chunks, results: held}}
+}

@@ -1,0 +1,48 @@
+package broker
+
+// FindCoordinator v0-v4 (v4 batches keys, KIP-699).
+//
+// Every group's coordinator is this broker; __consumer_offsets is created
+// on the first lookup, as Kafka does. Differences from Apache Kafka:
+// transaction coordinators are not available until transactions land.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(10, 0, 4, handleFindCoordinator) }
+
+func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.NodeID, c.Host, c.Port = -1, "", -1
+		switch {
+		case req.CoordinatorType != 0:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		default:
+			if err := s.offsets.ensure(ctx); err != nil {
+				s.log.Warn("cannot create "+offsetsTopicName, "err", err)
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			} else {
+				c.NodeID, c.Host, c.Port = s.cfg.NodeID, s.advHost, s.advPort
+			}
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return respond(resp)
+}

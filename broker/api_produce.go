@@ -1,0 +1,148 @@
+package broker
+
+// Produce v3-v11 (record batch v2 only, as Kafka 4 requires).
+//
+// Every batch of a partition is validated before anything is written;
+// offsets are assigned under the partition log's lock together with the
+// idempotent-producer sequence check. acks=1 and acks=all are answered
+// after the data is durable (fsync with group commit, unless flush.messages
+// relaxes it). Differences from Apache Kafka: transactional batches are
+// refused until transactions land; per-record errors (RecordErrors) are not
+// reported, the batch error and ErrorMessage are.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/proto"
+)
+
+func init() { register(0, 3, 11, handleProduce) }
+
+type producedPartition struct {
+	resp *kmsg.ProduceResponseTopicPartition
+	p    *partition
+	end  int64 // wait until offsets below end are durable
+}
+
+func handleProduce(s *Server, ctx context.Context, r *request) *reply {
+	req := r.msg.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var waits []producedPartition
+	anyErr := false
+	now := time.Now().UnixMilli()
+
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			sp.Default()
+			sp.Partition = rp.Partition
+			p, end, err := s.produceOne(req, rt.Topic, rp, now, sp)
+			if err != nil {
+				sp.ErrorCode = errorCode(s.log, err)
+				if req.Version >= 8 {
+					sp.ErrorMessage = kmsg.StringPtr(err.Error())
+				}
+				anyErr = true
+				s.log.Debug("produce rejected", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				continue
+			}
+			waits = append(waits, producedPartition{resp: sp, p: p, end: end})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	// waits point into each st.Partitions, allocated once above, so the
+	// pointers stay valid while resp.Topics grows.
+	if req.Acks == 0 {
+		return &reply{none: true, close: anyErr}
+	}
+	if len(waits) == 0 {
+		return respond(resp)
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return r.cc.later(func() *reply {
+		wctx, cancel := context.WithTimeout(ctx, max(timeout, time.Millisecond))
+		defer cancel()
+		for _, w := range waits {
+			if err := w.p.log.WaitDurable(wctx, w.end); err != nil {
+				w.resp.ErrorCode = errorCode(s.log, err)
+				if ctx.Err() == nil && wctx.Err() != nil {
+					w.resp.ErrorCode = kerr.RequestTimedOut.Code
+				}
+			}
+		}
+		return &reply{resp: resp}
+	})
+}
+
+// produceOne validates and appends one partition's batches, filling the
+// success fields of sp. end is the offset below which everything must be
+// durable before the producer is answered.
+func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition, now int64, sp *kmsg.ProduceResponseTopicPartition) (p *partition, end int64, err error) {
+	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+		return nil, 0, kerr.InvalidRequiredAcks
+	}
+	if req.TransactionID != nil {
+		return nil, 0, fmt.Errorf("transactions are not supported yet: %w", kerr.TransactionalIDAuthorizationFailed)
+	}
+	ts, p, err := s.parts.get(topic, rp.Partition)
+	if err != nil {
+		return nil, 0, err
+	}
+	if ts.internal {
+		return nil, 0, fmt.Errorf("cannot append to internal topic %s: %w", topic, kerr.InvalidTopicException)
+	}
+	if rp.Records == nil {
+		return nil, 0, fmt.Errorf("null records: %w", kerr.CorruptMessage)
+	}
+	batches, err := proto.ValidateProduceBatches(rp.Records, ts.cfg.maxMessageBytes)
+	if err != nil {
+		return nil, 0, fmt.Errorf("produce %s-%d: %w", topic, rp.Partition, err)
+	}
+	for i := range batches {
+		b := &batches[i]
+		if b.IsTransactional() {
+			return nil, 0, fmt.Errorf("transactional batch on a broker without transactions: %w", kerr.InvalidTxnState)
+		}
+		if !ts.cfg.logAppendTime && timestampOutOfBounds(b, now, ts.cfg) {
+			return nil, 0, fmt.Errorf("timestamp outside message.timestamp.before/after.max.ms: %w", errInvalidTimestamp)
+		}
+	}
+	if req.Acks == -1 && ts.cfg.minInsyncReplicas > 1 {
+		return nil, 0, fmt.Errorf("in-sync replicas 1 below min.insync.replicas %d: %w", ts.cfg.minInsyncReplicas, kerr.NotEnoughReplicas)
+	}
+	lat := int64(-1)
+	if ts.cfg.logAppendTime {
+		lat = now
+	}
+	info, err := p.log.Append(batches, p.leaderEpoch, lat)
+	if err != nil {
+		return nil, 0, fmt.Errorf("append %s-%d: %w", topic, rp.Partition, err)
+	}
+	sp.BaseOffset = info.FirstOffset
+	sp.LogAppendTime = -1
+	if ts.cfg.logAppendTime {
+		sp.LogAppendTime = info.LogAppendTime
+	}
+	sp.LogStartOffset = info.LogStartOffset
+	return p, info.LastOffset + 1, nil
+}
+
+// timestampOutOfBounds applies message.timestamp.before/after.max.ms to a
+// batch's first and max timestamps (Long.MAX bounds never trigger).
+func timestampOutOfBounds(b *proto.Batch, now int64, cfg topicConfig) bool {
+	if cfg.tsAfterMaxMs < now && b.MaxTimestamp > now+cfg.tsAfterMaxMs {
+		return true
+	}
+	if cfg.tsBeforeMaxMs < now && b.FirstTimestamp < now-cfg.tsBeforeMaxMs {
+		return true
+	}
+	return false
+}

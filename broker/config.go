@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config is everything a broker process needs. cmd/strata fills it from
+// viper (file, STRATA_* env, flags); tests fill it directly. Field comments
+// name the config key: Strata's own keys are kebab-case like the flags,
+// broker defaults use Apache Kafka's names.
+type Config struct {
+	NodeID         int32  // node-id
+	DataDir        string // data-dir
+	Listen         string // listen: host:port of the Kafka listener
+	AdvertisedAddr string // advertised-addr: host:port clients are told; defaults to Listen
+	ControllerAddr string // controller-listen: Raft transport address; "" = in-process single voter
+
+	NumPartitions            int32 // num.partitions
+	DefaultReplicationFactor int16 // default.replication.factor
+	AutoCreateTopicsEnable   bool  // auto.create.topics.enable
+	DeleteTopicEnable        bool  // delete.topic.enable
+	MessageMaxBytes          int32 // message.max.bytes
+	SocketRequestMaxBytes    int32 // socket.request.max.bytes
+
+	LogRetentionMs              int64 // log.retention.ms (log.retention.hours/minutes fold into it)
+	LogRetentionBytes           int64 // log.retention.bytes
+	LogSegmentBytes             int64 // log.segment.bytes
+	LogSegmentMs                int64 // log.roll.ms (log.roll.hours folds into it)
+	LogFlushIntervalMessages    int64 // log.flush.interval.messages: 1 = fsync before ack (safe default)
+	LogFlushIntervalMs          int64 // log.flush.interval.ms
+	LogRetentionCheckIntervalMs int64 // log.retention.check.interval.ms
+	LogIndexIntervalBytes       int32 // log.index.interval.bytes
+	LogMessageTimestampType     string
+	MinInsyncReplicas           int32 // min.insync.replicas
+
+	OffsetsTopicNumPartitions       int32 // offsets.topic.num.partitions
+	OffsetsRetentionMinutes         int64 // offsets.retention.minutes
+	GroupMinSessionTimeoutMs        int32 // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs        int32 // group.max.session.timeout.ms
+	GroupInitialRebalanceDelayMs    int32 // group.initial.rebalance.delay.ms
+	FetchMaxSessions                int32 // max.incremental.fetch.session.cache.slots
+	ConnectionsMaxIdleMs            int64 // connections.max.idle.ms
+	QueuedMaxRequests               int32 // queued.max.requests (per connection in-flight bound)
+	ShutdownTimeout                 time.Duration
+	TransactionalIDExpirationMs     int64 // reserved for transactions
+	ProducerIDExpirationMs          int64 // producer.id.expiration.ms
+	LogCleanerDeleteRetentionMs     int64 // reserved for compaction
+	ControlledShutdownEnable        bool  // reserved for clusters
+	BrokerRack                      string
+	AutoLeaderRebalanceEnable       bool // reserved for clusters
+	UncleanLeaderElectionEnable     bool // reserved for clusters
+	ReplicaLagTimeMaxMs             int64
+	LogMessageTimestampDifferenceMs int64 // log.message.timestamp.difference.max.ms
+
+	// ExplicitKeys names the Kafka-style keys the operator set (file, env or
+	// flag), so DescribeConfigs can say STATIC_BROKER_CONFIG instead of
+	// DEFAULT_CONFIG.
+	ExplicitKeys map[string]bool
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig is the safe single-node configuration `make run` uses.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                          1,
+		DataDir:                         "./data",
+		Listen:                          "127.0.0.1:9092",
+		NumPartitions:                   1,
+		DefaultReplicationFactor:        1,
+		AutoCreateTopicsEnable:          true,
+		DeleteTopicEnable:               true,
+		MessageMaxBytes:                 1048588,
+		SocketRequestMaxBytes:           104857600,
+		LogRetentionMs:                  168 * 3600 * 1000,
+		LogRetentionBytes:               -1,
+		LogSegmentBytes:                 1 << 30,
+		LogSegmentMs:                    168 * 3600 * 1000,
+		LogFlushIntervalMessages:        1,
+		LogFlushIntervalMs:              1000,
+		LogRetentionCheckIntervalMs:     300000,
+		LogIndexIntervalBytes:           4096,
+		LogMessageTimestampType:         "CreateTime",
+		MinInsyncReplicas:               1,
+		OffsetsTopicNumPartitions:       50,
+		OffsetsRetentionMinutes:         7 * 24 * 60,
+		GroupMinSessionTimeoutMs:        6000,
+		GroupMaxSessionTimeoutMs:        1800000,
+		GroupInitialRebalanceDelayMs:    3000,
+		FetchMaxSessions:                1000,
+		ConnectionsMaxIdleMs:            600000,
+		QueuedMaxRequests:               500,
+		ShutdownTimeout:                 10 * time.Second,
+		TransactionalIDExpirationMs:     604800000,
+		ProducerIDExpirationMs:          86400000,
+		LogCleanerDeleteRetentionMs:     86400000,
+		ControlledShutdownEnable:        true,
+		ReplicaLagTimeMaxMs:             30000,
+		LogMessageTimestampDifferenceMs: -1,
+	}
+}
+
+// ConfigError names the offending key so operators can find it.
+type ConfigError struct {
+	Key string
+	Msg string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config %s: %s", e.Key, e.Msg) }
+
+// Validate checks values that would otherwise fail late or silently.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.NodeID < 0 {
+		bad("node-id", "must be >= 0, got %d", c.NodeID)
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if err := validHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	if c.AdvertisedAddr != "" {
+		if err := validHostPort(c.AdvertisedAddr); err != nil {
+			bad("advertised-addr", "%v", err)
+		} else if h, _, _ := net.SplitHostPort(c.AdvertisedAddr); h == "" || h == "0.0.0.0" || h == "::" {
+			bad("advertised-addr", "must name a host clients can reach, got %q", c.AdvertisedAddr)
+		}
+	}
+	if c.ControllerAddr != "" {
+		if err := validHostPort(c.ControllerAddr); err != nil {
+			bad("controller-listen", "%v", err)
+		}
+	}
+	if c.NumPartitions < 1 {
+		bad("num.partitions", "must be >= 1, got %d", c.NumPartitions)
+	}
+	if c.DefaultReplicationFactor != 1 {
+		bad("default.replication.factor", "must be 1 on a single node, got %d", c.DefaultReplicationFactor)
+	}
+	if c.MessageMaxBytes < 0 {
+		bad("message.max.bytes", "must be >= 0, got %d", c.MessageMaxBytes)
+	}
+	if c.SocketRequestMaxBytes < 1024 {
+		bad("socket.request.max.bytes", "must be >= 1024, got %d", c.SocketRequestMaxBytes)
+	}
+	if c.LogRetentionMs < -1 || c.LogRetentionMs == 0 {
+		bad("log.retention.ms", "must be -1 (unlimited) or > 0, got %d", c.LogRetentionMs)
+	}
+	if c.LogRetentionBytes < -1 {
+		bad("log.retention.bytes", "must be >= -1, got %d", c.LogRetentionBytes)
+	}
+	if c.LogSegmentBytes < 14 {
+		bad("log.segment.bytes", "must be >= 14, got %d", c.LogSegmentBytes)
+	}
+	if c.LogSegmentMs < 1 {
+		bad("log.roll.ms", "must be >= 1, got %d", c.LogSegmentMs)
+	}
+	if c.LogFlushIntervalMessages < 1 {
+		bad("log.flush.interval.messages", "must be >= 1, got %d", c.LogFlushIntervalMessages)
+	}
+	if c.LogFlushIntervalMs < 0 {
+		bad("log.flush.interval.ms", "must be >= 0, got %d", c.LogFlushIntervalMs)
+	}
+	if c.LogRetentionCheckIntervalMs < 1 {
+		bad("log.retention.check.interval.ms", "must be >= 1, got %d", c.LogRetentionCheckIntervalMs)
+	}
+	if c.LogIndexIntervalBytes < 0 {
+		bad("log.index.interval.bytes", "must be >= 0, got %d", c.LogIndexIntervalBytes)
+	}
+	if c.LogMessageTimestampType != "CreateTime" && c.LogMessageTimestampType != "LogAppendTime" {
+		bad("log.message.timestamp.type", "must be CreateTime or LogAppendTime, got %q", c.LogMessageTimestampType)
+	}
+	if c.MinInsyncReplicas < 1 {
+		bad("min.insync.replicas", "must be >= 1, got %d", c.MinInsyncReplicas)
+	}
+	if c.OffsetsTopicNumPartitions < 1 {
+		bad("offsets.topic.num.partitions", "must be >= 1, got %d", c.OffsetsTopicNumPartitions)
+	}
+	if c.GroupMinSessionTimeoutMs < 0 || c.GroupMaxSessionTimeoutMs < c.GroupMinSessionTimeoutMs {
+		bad("group.max.session.timeout.ms", "must be >= group.min.session.timeout.ms (%d), got %d", c.GroupMinSessionTimeoutMs, c.GroupMaxSessionTimeoutMs)
+	}
+	if c.GroupInitialRebalanceDelayMs < 0 {
+		bad("group.initial.rebalance.delay.ms", "must be >= 0, got %d", c.GroupInitialRebalanceDelayMs)
+	}
+	if c.FetchMaxSessions < 0 {
+		bad("max.incremental.fetch.session.cache.slots", "must be >= 0, got %d", c.FetchMaxSessions)
+	}
+	if c.QueuedMaxRequests < 1 {
+		bad("queued.max.requests", "must be >= 1, got %d", c.QueuedMaxRequests)
+	}
+	return errors.Join(errs...)
+}
+
+func validHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", s)
+	}
+	_ = host
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port in %q", s)
+	}
+	return nil
+}

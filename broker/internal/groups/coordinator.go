@@ -1,0 +1,545 @@
+package groups
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Log is the persistence seam, implemented by the broker on top of the
+// __consumer_offsets partition logs.
+type Log interface {
+	// Append writes the records (Value nil = tombstone) to __consumer_offsets
+	// partition p and returns once they are durable. All records of one call
+	// are written or none. It must return promptly once ctx is cancelled
+	// (Close waits for it).
+	Append(ctx context.Context, p int32, recs []KV) error
+}
+
+// KV is one __consumer_offsets record.
+type KV struct{ Key, Value []byte }
+
+// Sentinel errors a Log may return (wrapped) so the coordinator answers with
+// the right Kafka code. Errors carrying a *kerr.Error are mapped as Apache
+// Kafka maps append errors; anything else becomes UNKNOWN_SERVER_ERROR.
+var (
+	// ErrNotCoordinator: this broker no longer leads the partition
+	// (NOT_COORDINATOR; the client looks the coordinator up again).
+	ErrNotCoordinator = errors.New("not the coordinator for this group")
+	// ErrCoordinatorNotAvailable: the partition cannot take writes right
+	// now (COORDINATOR_NOT_AVAILABLE; the client retries).
+	ErrCoordinatorNotAvailable = errors.New("group coordinator not available")
+)
+
+// Kafka's defaults for the settings whose zero value means "default".
+const (
+	defaultMinSessionTimeout      = 6 * time.Second    // group.min.session.timeout.ms
+	defaultMaxSessionTimeout      = 30 * time.Minute   // group.max.session.timeout.ms
+	defaultOffsetMetadataMaxBytes = 4096               // offset.metadata.max.bytes
+	defaultOffsetsRetention       = 7 * 24 * time.Hour // offsets.retention.minutes
+	defaultRetentionCheckInterval = 10 * time.Minute   // offsets.retention.check.interval.ms
+	defaultNewMemberJoinTimeout   = 5 * time.Minute    // group.classic.new.member.join.timeout.ms
+)
+
+const (
+	maxAppendBatchBytes  = 512 << 10  // queued records combined into one Log.Append
+	requestQueueLen      = 256        // API calls waiting for the loop
+	unknownTimestamp     = int64(-1)  // "no timestamp" in Kafka's records
+	consumerProtocolType = "consumer" // the Java consumer's protocol type
+	classicGroupType     = "classic"  // ListGroups v5 group type
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	Partitions int32 // offsets.topic.num.partitions; must be >= 1
+	Log        Log
+	Logger     *slog.Logger     // nil: discard
+	Now        func() time.Time // timestamps; nil: Clock.Now, else time.Now
+
+	// Bounds for JoinGroup session timeouts; zero means Kafka's default
+	// (6 s, 30 min).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// group.initial.rebalance.delay.ms: how long a group rebalancing out of
+	// Empty waits for more members. Zero means no delay (the broker's
+	// configuration supplies Kafka's 3 s default).
+	InitialRebalanceDelay time.Duration
+
+	// Extensions beyond the shared contract; zero values give Kafka's
+	// defaults.
+	Clock                         Clock         // timers; nil: runtime timers
+	MaxGroupSize                  int           // group.max.size; 0: unlimited
+	OffsetMetadataMaxBytes        int           // offset.metadata.max.bytes (4096)
+	OffsetsRetention              time.Duration // offsets.retention.minutes (7 days)
+	OffsetsRetentionCheckInterval time.Duration // offsets.retention.check.interval.ms (10 min)
+	NewMemberJoinTimeout          time.Duration // how long a new member may wait in JoinGroup (5 min)
+}
+
+// Coordinator is the classic consumer-group coordinator. See doc.go.
+type Coordinator struct {
+	cfg   Config
+	clock Clock
+	now   func() time.Time
+	log   *slog.Logger
+
+	reqs      chan func() // work for the loop from API callers
+	ev        events      // work for the loop from timers and writers
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{} // closed once the loop has stopped
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	// Everything below is owned by the loop goroutine.
+	groups   map[string]*group
+	writers  map[int32]*writer
+	timers   map[*ltimer]struct{}
+	watchers []*watcher // test hook: conditions checked after every event
+}
+
+// New starts a coordinator. It panics on a configuration that is a
+// programming error (no Log, no partitions).
+func New(cfg Config) *Coordinator {
+	if cfg.Log == nil {
+		panic("groups: Config.Log is nil")
+	}
+	if cfg.Partitions < 1 {
+		panic(fmt.Sprintf("groups: Config.Partitions must be >= 1, got %d", cfg.Partitions))
+	}
+	if cfg.MinSessionTimeout == 0 {
+		cfg.MinSessionTimeout = defaultMinSessionTimeout
+	}
+	if cfg.MaxSessionTimeout == 0 {
+		cfg.MaxSessionTimeout = defaultMaxSessionTimeout
+	}
+	if cfg.OffsetMetadataMaxBytes == 0 {
+		cfg.OffsetMetadataMaxBytes = defaultOffsetMetadataMaxBytes
+	}
+	if cfg.OffsetsRetention == 0 {
+		cfg.OffsetsRetention = defaultOffsetsRetention
+	}
+	if cfg.OffsetsRetentionCheckInterval == 0 {
+		cfg.OffsetsRetentionCheckInterval = defaultRetentionCheckInterval
+	}
+	if cfg.NewMemberJoinTimeout == 0 {
+		cfg.NewMemberJoinTimeout = defaultNewMemberJoinTimeout
+	}
+	c := &Coordinator{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		reqs:    make(chan func(), requestQueueLen),
+		ev:      events{signal: make(chan struct{}, 1)},
+		done:    make(chan struct{}),
+		groups:  make(map[string]*group),
+		writers: make(map[int32]*writer),
+		timers:  make(map[*ltimer]struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.now = cfg.Now
+	c.clock = cfg.Clock
+	switch {
+	case c.clock == nil && c.now == nil:
+		c.now = time.Now
+		c.clock = realClock{now: time.Now}
+	case c.clock == nil:
+		c.clock = realClock{now: c.now}
+	case c.now == nil:
+		c.now = c.clock.Now
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// Close stops the loop, every timer and every writer, and waits for them.
+// Callers still blocked in JoinGroup/SyncGroup/OffsetCommit return
+// NOT_COORDINATOR. Idempotent.
+func (c *Coordinator) Close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.wg.Wait()
+	})
+}
+
+// PartitionFor returns the __consumer_offsets partition that owns group:
+// Kafka's Utils.abs(groupId.hashCode()) % partitions, with Java's
+// String.hashCode over UTF-16 code units and Utils.abs mapping MinInt32 to 0.
+func (c *Coordinator) PartitionFor(group string) int32 {
+	return partitionFor(group, c.cfg.Partitions)
+}
+
+func partitionFor(group string, partitions int32) int32 {
+	h := javaStringHash(group)
+	if h == -1<<31 {
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % partitions
+}
+
+func javaStringHash(s string) int32 {
+	var h int32
+	for _, r := range s {
+		if r >= 0x10000 { // outside the BMP: a UTF-16 surrogate pair
+			r -= 0x10000
+			h = 31*h + int32(0xD800+(r>>10))
+			h = 31*h + int32(0xDC00+(r&0x3FF))
+			continue
+		}
+		// Invalid UTF-8 decodes to U+FFFD, as Java's decoder does.
+		h = 31*h + int32(r)
+	}
+	return h
+}
+
+// clientInfo is what Kafka's RequestContext adds to JoinGroup and
+// DescribeGroups: the request header's client id and the peer address.
+type clientInfo struct{ id, host string }
+
+type clientInfoKey struct{}
+
+// WithClient attaches the request header's client id and the client's host
+// (Kafka shows it as "/1.2.3.4") to ctx. JoinGroup uses them to build member
+// ids (clientId-UUID) and DescribeGroups reports them.
+func WithClient(ctx context.Context, clientID, clientHost string) context.Context {
+	return context.WithValue(ctx, clientInfoKey{}, clientInfo{id: clientID, host: clientHost})
+}
+
+func clientFrom(ctx context.Context) clientInfo {
+	ci, _ := ctx.Value(clientInfoKey{}).(clientInfo)
+	return ci
+}
+
+// Unload drops every group of __consumer_offsets partition p from memory,
+// as Kafka does when it stops leading the partition: blocked JoinGroup and
+// SyncGroup calls of those groups return NOT_COORDINATOR. The log is not
+// touched; Load rebuilds the groups on the new leader.
+func (c *Coordinator) Unload(p int32) {
+	done := make(chan struct{})
+	if !c.exec(context.Background(), func() {
+		defer close(done)
+		for _, g := range c.groups {
+			if g.partition == p {
+				c.failWaiters(g, kerr.NotCoordinator.Code)
+				c.removeGroup(g)
+			}
+		}
+	}) {
+		return
+	}
+	select {
+	case <-done:
+	case <-c.done:
+	}
+}
+
+// run is the loop goroutine: the only one that touches group state.
+func (c *Coordinator) run() {
+	defer c.wg.Done()
+	defer close(c.done)
+	c.scheduleRetention()
+	for {
+		select {
+		case <-c.ctx.Done():
+			c.shutdown()
+			return
+		case <-c.ev.signal:
+			c.drainEvents()
+		case f := <-c.reqs:
+			// Events queued before this request (fired timers, finished
+			// appends) happen before it, which keeps tests deterministic.
+			c.drainEvents()
+			f()
+		}
+		c.checkWatchers()
+	}
+}
+
+func (c *Coordinator) drainEvents() {
+	for {
+		fs := c.ev.take()
+		if len(fs) == 0 {
+			return
+		}
+		for _, f := range fs {
+			f()
+		}
+	}
+}
+
+func (c *Coordinator) shutdown() {
+	for lt := range c.timers {
+		lt.stopped = true
+		lt.t.Stop()
+	}
+	clear(c.timers)
+	for _, g := range c.groups {
+		g.gone = true
+	}
+}
+
+// exec hands f to the loop. It returns false if the coordinator is closed or
+// ctx ends first; f may then never run.
+func (c *Coordinator) exec(ctx context.Context, f func()) bool {
+	select {
+	case c.reqs <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-c.done:
+		return false
+	}
+}
+
+// await runs f on the loop and waits for the reply f gives, at once or
+// later (a JoinGroup parked until the rebalance completes). reply never
+// blocks and only the first call counts, so the loop cannot be stuck on a
+// caller that went away. canceled/closed are returned if ctx ends or the
+// coordinator closes first.
+func await[T any](c *Coordinator, ctx context.Context, f func(reply func(T)), canceled, closed func() T) T {
+	ch := make(chan T, 1)
+	reply := func(v T) {
+		select {
+		case ch <- v:
+		default:
+		}
+	}
+	if !c.exec(ctx, func() { f(reply) }) {
+		if ctx.Err() != nil {
+			return canceled()
+		}
+		return closed()
+	}
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		return canceled()
+	case <-c.done:
+		select {
+		case v := <-ch:
+			return v
+		default:
+			return closed()
+		}
+	}
+}
+
+// events is the loop's unbounded inbox for timers and writers: posting never
+// blocks, so a timer callback or a writer can never deadlock with the loop.
+type events struct {
+	mu     sync.Mutex
+	q      []func()
+	signal chan struct{} // capacity 1
+}
+
+func (e *events) post(f func()) {
+	e.mu.Lock()
+	e.q = append(e.q, f)
+	e.mu.Unlock()
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (e *events) take() []func() {
+	e.mu.Lock()
+	q := e.q
+	e.q = nil
+	e.mu.Unlock()
+	return q
+}
+
+// ltimer is a loop-owned timer. Its callback runs on the loop, and not at
+// all once stopped, so a Stop racing a firing timer is harmless.
+type ltimer struct {
+	t       Timer
+	stopped bool
+}
+
+func (c *Coordinator) after(d time.Duration, f func()) *ltimer {
+	lt := &ltimer{}
+	c.timers[lt] = struct{}{}
+	lt.t = c.clock.AfterFunc(d, func() {
+		c.ev.post(func() {
+			if lt.stopped {
+				return
+			}
+			lt.stopped = true
+			delete(c.timers, lt)
+			f()
+		})
+	})
+	return lt
+}
+
+// groupAfter is after for timers that belong to g: they do nothing once g
+// has been deleted or unloaded.
+func (c *Coordinator) groupAfter(g *group, d time.Duration, f func()) *ltimer {
+	return c.after(d, func() {
+		if !g.gone {
+			f()
+		}
+	})
+}
+
+func (c *Coordinator) stop(lt *ltimer) {
+	if lt == nil || lt.stopped {
+		return
+	}
+	lt.stopped = true
+	lt.t.Stop()
+	delete(c.timers, lt)
+}
+
+// writer serializes appends to one __consumer_offsets partition: records
+// reach the log in the order the loop queued them, and completions come back
+// in that order, so in-memory state is applied in log order.
+type writer struct {
+	p    int32
+	mu   sync.Mutex
+	q    []appendOp
+	wake chan struct{} // capacity 1
+}
+
+type appendOp struct {
+	recs []KV
+	done func(error) // runs on the loop
+}
+
+// append queues recs for partition p; done runs on the loop once Append
+// returned.
+func (c *Coordinator) append(p int32, recs []KV, done func(error)) {
+	w := c.writers[p]
+	if w == nil {
+		w = &writer{p: p, wake: make(chan struct{}, 1)}
+		c.writers[p] = w
+		c.wg.Add(1)
+		go c.runWriter(w)
+	}
+	w.mu.Lock()
+	w.q = append(w.q, appendOp{recs: recs, done: done})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) runWriter(w *writer) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-w.wake:
+		}
+		for {
+			w.mu.Lock()
+			ops := w.q
+			w.q = nil
+			w.mu.Unlock()
+			if len(ops) == 0 {
+				break
+			}
+			for len(ops) > 0 {
+				// Combine queued operations into one append (one fsync);
+				// they then succeed or fail together.
+				n, size := 1, recsSize(ops[0].recs)
+				for n < len(ops) && size+recsSize(ops[n].recs) <= maxAppendBatchBytes {
+					size += recsSize(ops[n].recs)
+					n++
+				}
+				recs := ops[0].recs
+				if n > 1 {
+					recs = nil
+					for _, op := range ops[:n] {
+						recs = append(recs, op.recs...)
+					}
+				}
+				err := c.cfg.Log.Append(c.ctx, w.p, recs)
+				if err != nil {
+					err = fmt.Errorf("append %d records to __consumer_offsets-%d: %w", len(recs), w.p, err)
+				}
+				batch := ops[:n]
+				ops = ops[n:]
+				c.ev.post(func() {
+					for _, op := range batch {
+						op.done(err)
+					}
+				})
+			}
+		}
+	}
+}
+
+func recsSize(recs []KV) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value)
+	}
+	return n
+}
+
+// errorCode is the one place an append error becomes a Kafka error code,
+// following Apache Kafka's mapping of append errors for the group
+// coordinator. Unknown errors become UNKNOWN_SERVER_ERROR and are logged.
+func (c *Coordinator) errorCode(err error, op string, group string) int16 {
+	if err == nil {
+		return 0
+	}
+	c.log.Warn("group coordinator write failed", "op", op, "group", group, "err", err)
+	switch {
+	case errors.Is(err, ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, ErrCoordinatorNotAvailable),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kerr.UnknownTopicOrPartition, kerr.NotEnoughReplicas,
+			kerr.NotEnoughReplicasAfterAppend, kerr.RequestTimedOut:
+			return kerr.CoordinatorNotAvailable.Code
+		case kerr.NotLeaderForPartition, kerr.KafkaStorageError:
+			return kerr.NotCoordinator.Code
+		case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidFetchSize:
+			return kerr.UnknownServerError.Code
+		}
+		return ke.Code
+	}
+	c.log.Error("unmapped group coordinator write error", "op", op, "group", group, "err", err)
+	return kerr.UnknownServerError.Code
+}
+
+// watcher is a test hook: ch closes once cond holds after some event.
+type watcher struct {
+	cond func() bool
+	ch   chan struct{}
+}
+
+func (c *Coordinator) checkWatchers() {
+	if len(c.watchers) == 0 {
+		return
+	}
+	kept := c.watchers[:0]
+	for _, w := range c.watchers {
+		if w.cond() {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(c.watchers[len(kept):])
+	c.watchers = kept
+}

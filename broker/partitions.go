@@ -1,0 +1,234 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/strata-broker/strata/metadata"
+	"github.com/strata-broker/strata/storage"
+)
+
+// partitions is the replica manager: the partition logs this broker hosts,
+// kept in step with the committed metadata by reconcile.
+//
+// Lock order: reconcileMu before mu. mu guards the maps and the topicState
+// pointers; a topicState's fields are immutable once published (configs
+// change by publishing a new topicState), so readers copy the pointer
+// under RLock and use it without locks.
+type partitions struct {
+	s           *Server
+	reconcileMu sync.Mutex
+	mu          sync.RWMutex
+	byName      map[string]*topicState
+	byID        map[uuid.UUID]*topicState
+}
+
+type topicState struct {
+	name     string
+	id       uuid.UUID
+	internal bool
+	configs  map[string]string
+	cfg      topicConfig
+	parts    []*partition
+}
+
+type partition struct {
+	topic       string
+	topicID     uuid.UUID
+	index       int32
+	log         *storage.Log
+	leaderEpoch int32
+}
+
+func newPartitions(s *Server) *partitions {
+	return &partitions{s: s, byName: map[string]*topicState{}, byID: map[uuid.UUID]*topicState{}}
+}
+
+func (ps *partitions) topic(name string) (*topicState, bool) {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	t, ok := ps.byName[name]
+	return t, ok
+}
+
+func (ps *partitions) topicByID(id uuid.UUID) (*topicState, bool) {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	t, ok := ps.byID[id]
+	return t, ok
+}
+
+func (ps *partitions) all() []*topicState {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	out := make([]*topicState, 0, len(ps.byName))
+	for _, t := range ps.byName {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (ps *partitions) get(topic string, p int32) (*topicState, *partition, error) {
+	t, ok := ps.topic(topic)
+	if !ok || p < 0 || int(p) >= len(t.parts) {
+		return t, nil, fmt.Errorf("%s-%d: %w", topic, p, errUnknownTopic)
+	}
+	return t, t.parts[p], nil
+}
+
+func partitionDir(root, topic string, p int32) string {
+	return filepath.Join(root, "logs", topic+"-"+strconv.Itoa(int(p)))
+}
+
+// reconcile brings the local logs in line with the committed metadata:
+// opens logs for new topics and partitions (running recovery), applies
+// config changes, and deletes the logs of deleted topics.
+func (ps *partitions) reconcile() error {
+	ps.reconcileMu.Lock()
+	defer ps.reconcileMu.Unlock()
+	s := ps.s
+	want := s.meta.Topics()
+	seen := make(map[uuid.UUID]bool, len(want))
+	var errs []error
+	for _, mt := range want {
+		seen[mt.ID] = true
+		old, _ := ps.topicByID(mt.ID)
+		if old != nil && len(old.parts) == len(mt.Partitions) && mapsEqual(old.configs, mt.Configs) {
+			continue
+		}
+		nt := &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: s.topicConfig(mt.Configs)}
+		if old != nil {
+			nt.parts = append(nt.parts, old.parts...)
+			for _, p := range old.parts {
+				p.log.SetConfig(nt.cfg.storage)
+			}
+		}
+		for _, mp := range mt.Partitions[len(nt.parts):] {
+			p, err := ps.open(mt, mp, nt.cfg.storage)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			nt.parts = append(nt.parts, p)
+		}
+		ps.mu.Lock()
+		if prev, ok := ps.byName[mt.Name]; ok && prev.id != mt.ID {
+			// A topic re-created under the same name: the old one's logs
+			// were deleted below or in an earlier pass.
+			delete(ps.byID, prev.id)
+		}
+		ps.byName[mt.Name] = nt
+		ps.byID[mt.ID] = nt
+		ps.mu.Unlock()
+	}
+	var gone []*topicState
+	ps.mu.Lock()
+	for id, t := range ps.byID {
+		if !seen[id] {
+			delete(ps.byID, id)
+			if ps.byName[t.name] == t {
+				delete(ps.byName, t.name)
+			}
+			gone = append(gone, t)
+		}
+	}
+	ps.mu.Unlock()
+	for _, t := range gone {
+		for _, p := range t.parts {
+			if err := p.log.Delete(); err != nil {
+				errs = append(errs, fmt.Errorf("delete log %s-%d: %w", t.name, p.index, err))
+			}
+		}
+		s.log.Info("deleted topic logs", "topic", t.name, "topic_id", t.id.String(), "partitions", len(t.parts))
+	}
+	return errors.Join(errs...)
+}
+
+// open opens (recovering) one partition log. A directory left by an older
+// topic of the same name (its topic id differs) is removed first.
+func (ps *partitions) open(mt metadata.Topic, mp metadata.Partition, cfg storage.Config) (*partition, error) {
+	s := ps.s
+	dir := partitionDir(s.cfg.DataDir, mt.Name, mp.Index)
+	idFile := filepath.Join(dir, "partition.metadata")
+	want := []byte("version: 0\ntopic_id: " + mt.ID.String() + "\n")
+	if got, err := os.ReadFile(idFile); err == nil && !bytes.Equal(got, want) {
+		s.log.Warn("removing stale log of an earlier topic with the same name", "dir", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("remove stale log %s: %w", dir, err)
+		}
+	}
+	l, err := storage.Open(dir, cfg, storage.Options{Logger: s.log.With("topic", mt.Name, "partition", mp.Index)})
+	if err != nil {
+		return nil, fmt.Errorf("open log %s-%d: %w", mt.Name, mp.Index, err)
+	}
+	if _, err := os.Stat(idFile); err != nil {
+		if err := writeFileSync(idFile, want); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return &partition{topic: mt.Name, topicID: mt.ID, index: mp.Index, log: l, leaderEpoch: mp.LeaderEpoch}, nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (ps *partitions) closeAll() error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var errs []error
+	for _, t := range ps.byID {
+		for _, p := range t.parts {
+			errs = append(errs, p.log.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (ps *partitions) enforceRetention() {
+	for _, t := range ps.all() {
+		for _, p := range t.parts {
+			if n, err := p.log.EnforceRetention(); err != nil {
+				ps.s.log.Error("retention", "topic", t.name, "partition", p.index, "err", err)
+			} else if n > 0 {
+				ps.s.log.Info("deleted segments past retention", "topic", t.name, "partition", p.index, "segments", n)
+			}
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,298 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-broker/strata/broker/internal/groups"
+	"github.com/strata-broker/strata/metadata"
+)
+
+// Server is one Strata broker process: the Kafka listener, the partitions
+// it leads, the group coordinator and its view of the metadata quorum.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	advHost string
+	advPort int32
+
+	lockFile *os.File
+	meta     *metadata.Store
+	ln       net.Listener
+	parts    *partitions
+	groups   *groups.Coordinator
+	sessions *fetchSessions
+	pids     *producerIDs
+	offsets  *offsetsTopic
+
+	ctx    context.Context // server lifetime; cancelled at shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background loops and connections
+
+	connsMu sync.Mutex // guards conns
+	conns   map[*clientConn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory, the metadata quorum and every partition
+// log (running crash recovery), and binds the Kafka listener. Serving
+// starts with Run.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AdvertisedAddr == "" {
+		cfg.AdvertisedAddr = cfg.Listen
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*clientConn]struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	if err := s.openDataDir(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+
+	meta, err := metadata.Open(metadata.Config{
+		NodeID:   cfg.NodeID,
+		Dir:      filepath.Join(cfg.DataDir, "meta"),
+		RaftAddr: cfg.ControllerAddr,
+		Logger:   s.log.With("component", "metadata"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata quorum: %w", err)
+	}
+	s.meta = meta
+	readyCtx, cancel := context.WithTimeout(s.ctx, 60*time.Second)
+	defer cancel()
+	if err := meta.WaitReady(readyCtx); err != nil {
+		return nil, fmt.Errorf("wait for metadata quorum: %w", err)
+	}
+
+	host, portStr, _ := net.SplitHostPort(cfg.AdvertisedAddr)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, &ConfigError{Key: "listen", Msg: err.Error()}
+	}
+	s.ln = ln
+	if portStr == "0" || cfg.AdvertisedAddr == cfg.Listen {
+		// Advertise the port we actually got (tests listen on :0).
+		_, portStr, _ = net.SplitHostPort(ln.Addr().String())
+	}
+	port, _ := strconv.Atoi(portStr)
+	s.advHost, s.advPort = host, int32(port)
+	if s.advHost == "" || s.advHost == "0.0.0.0" || s.advHost == "::" {
+		s.advHost = "127.0.0.1"
+	}
+	if err := meta.RegisterBroker(readyCtx, metadata.Broker{ID: cfg.NodeID, Host: s.advHost, Port: s.advPort, Rack: cfg.BrokerRack}); err != nil {
+		return nil, fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
+	}
+
+	s.sessions = newFetchSessions(int(cfg.FetchMaxSessions))
+	s.parts = newPartitions(s)
+	if err := s.parts.reconcile(); err != nil {
+		return nil, fmt.Errorf("open partition logs: %w", err)
+	}
+	s.pids = &producerIDs{meta: meta}
+	s.offsets = &offsetsTopic{s: s}
+	s.groups = groups.New(groups.Config{
+		Partitions:            cfg.OffsetsTopicNumPartitions,
+		Log:                   s.offsets,
+		Logger:                s.log.With("component", "groups"),
+		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
+		MaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
+	})
+	if err := s.offsets.load(); err != nil {
+		return nil, fmt.Errorf("load committed offsets: %w", err)
+	}
+	ok = true
+	s.log.Info("broker started", "node_id", cfg.NodeID, "listen", ln.Addr().String(),
+		"advertised", net.JoinHostPort(s.advHost, strconv.Itoa(int(s.advPort))),
+		"cluster_id", meta.ClusterID(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// openDataDir creates the data directory and takes an exclusive lock on
+// it, so two brokers never write the same logs.
+func (s *Server) openDataDir() error {
+	dir := s.cfg.DataDir
+	for _, d := range []string{dir, filepath.Join(dir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return &ConfigError{Key: "data-dir", Msg: fmt.Sprintf("cannot use %s: %v", dir, err)}
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return &ConfigError{Key: "data-dir", Msg: fmt.Sprintf("cannot use %s: %v", dir, err)}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return &ConfigError{Key: "data-dir", Msg: fmt.Sprintf("%s is in use by another process: %v", dir, err)}
+	}
+	s.lockFile = f
+	return nil
+}
+
+// Addr is the bound Kafka listener address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// ClusterID is the id of the cluster this broker belongs to.
+func (s *Server) ClusterID() string { return s.meta.ClusterID() }
+
+// Run serves Kafka clients until ctx is cancelled, then shuts down:
+// it stops accepting, lets in-flight requests finish (bounded by
+// ShutdownTimeout), syncs and closes every log.
+func (s *Server) Run(ctx context.Context) error {
+	s.wg.Add(3)
+	go s.acceptLoop()
+	go s.reconcileLoop()
+	go s.retentionLoop()
+	select {
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
+	return s.Close()
+}
+
+// Close stops the server; it is idempotent and safe to call without Run.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.log.Info("broker shutting down")
+		s.cancel()
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		s.connsMu.Lock()
+		for c := range s.conns {
+			c.shutdown()
+		}
+		s.connsMu.Unlock()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ShutdownTimeout):
+			s.log.Warn("shutdown timeout: closing logs with requests still in flight")
+		}
+		s.closeErr = s.closeResources()
+		s.log.Info("broker stopped")
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeResources() error {
+	var errs []error
+	s.cancel()
+	if s.groups != nil {
+		s.groups.Close()
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.parts != nil {
+		errs = append(errs, s.parts.closeAll())
+	}
+	if s.meta != nil {
+		errs = append(errs, s.meta.Close())
+	}
+	if s.lockFile != nil {
+		s.lockFile.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		c := newClientConn(s, nc)
+		s.connsMu.Lock()
+		if s.ctx.Err() != nil {
+			s.connsMu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.connsMu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.connsMu.Lock()
+			delete(s.conns, c)
+			s.connsMu.Unlock()
+		}()
+	}
+}
+
+// reconcileLoop opens and deletes partition logs as committed metadata
+// changes. Handlers that change metadata also reconcile synchronously, so
+// this loop matters for changes made elsewhere (other controllers later).
+func (s *Server) reconcileLoop() {
+	defer s.wg.Done()
+	for {
+		ch := s.meta.Watch()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ch:
+		}
+		if err := s.parts.reconcile(); err != nil && s.ctx.Err() == nil {
+			s.log.Error("reconcile partitions with metadata", "err", err)
+		}
+	}
+}
+
+func (s *Server) retentionLoop() {
+	defer s.wg.Done()
+	interval := time.Duration(s.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
+	// segment.ms rolling and small retention settings need a finer tick
+	// than Kafka's 5-minute default to be useful in tests and demos.
+	tick := time.NewTicker(min(interval, 10*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+			s.parts.enforceRetention()
+		}
+	}
+}

@@ -1,0 +1,20 @@
+// Package e2e tests the strata binary as users meet it: a real process on
+// a loopback port with its own data directory, driven by unmodified Kafka
+// clients (franz-go kgo and kadm, Sarama, segmentio/kafka-go, librdkafka
+// through kcat) and by raw TCP for bad input.
+//
+// The package has only tests. TestMain builds bin/strata once (or uses
+// E2E_STRATA_BIN, as `make test-e2e` does); every test starts its own
+// broker, so tests run in parallel and never share state. The broker's
+// log goes to a file that is printed when a test fails.
+//
+// Invariants the tests pin down: bytes read back are the bytes written
+// (keys, values, headers, order per partition) for every codec; group
+// members share partitions exactly once and resume from committed
+// offsets; an acknowledged record survives kill -9; bad input gets a
+// Kafka error code or a closed connection and never stops the broker
+// from serving others; configuration mistakes exit 2 naming the key.
+//
+// Tests wait for conditions by polling with a deadline, never by fixed
+// sleeps, and every test has a hard deadline through its context.
+package e2e

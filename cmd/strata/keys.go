@@ -1,0 +1,230 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/strata-broker/strata/broker"
+)
+
+// options is what `strata serve` runs with: the broker's config plus the
+// process-level settings that are none of the broker's business.
+type options struct {
+	Broker    broker.Config
+	LogLevel  string // log-level: debug, info, warn, error
+	LogFormat string // log-format: text, json
+}
+
+func defaultOptions() options {
+	return options{Broker: broker.DefaultConfig(), LogLevel: "info", LogFormat: "text"}
+}
+
+// configKey is one row of the single table that drives parsing, flag and
+// env binding, and the README's config reference, so none can drift from
+// the others.
+type configKey struct {
+	Name string
+	Doc  string
+	// field points at what the key sets: *int16, *int32, *int64, *bool or
+	// *string inside opts.
+	field func(o *options) any
+	// unit multiplies the parsed number into the field's unit
+	// (log.retention.hours -> milliseconds). 0 means 1.
+	unit int64
+	// minusOneUnlimited keeps -1 as -1 instead of scaling it, for keys
+	// where -1 means "no limit" in any unit.
+	minusOneUnlimited bool
+	// rank orders keys that share a field when set at the same level:
+	// Kafka lets the finest unit win (ms > minutes > hours).
+	rank int
+	// flag exposes the key as --Name as well.
+	flag bool
+}
+
+// Env is the environment variable for the key: STRATA_ + the key in upper
+// case with dots and dashes as underscores.
+func (k *configKey) Env() string {
+	return envPrefix + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(k.Name))
+}
+
+const envPrefix = "STRATA_"
+
+const (
+	hourMs   = 3600 * 1000
+	minuteMs = 60 * 1000
+)
+
+// configKeys lists every key the config file, --set and STRATA_* accept.
+// Strata's own keys are kebab-case like the flags; broker defaults use
+// Apache Kafka's names and meanings.
+var configKeys = []configKey{
+	{Name: "node-id", flag: true, Doc: "Broker (and Raft voter) id.",
+		field: func(o *options) any { return &o.Broker.NodeID }},
+	{Name: "data-dir", flag: true, Doc: "Directory holding partition logs and metadata; created if missing.",
+		field: func(o *options) any { return &o.Broker.DataDir }},
+	{Name: "listen", flag: true, Doc: "host:port of the Kafka listener.",
+		field: func(o *options) any { return &o.Broker.Listen }},
+	{Name: "advertised-addr", flag: true, Doc: "host:port clients are told to connect to; empty means the listen address.",
+		field: func(o *options) any { return &o.Broker.AdvertisedAddr }},
+	{Name: "controller-listen", flag: true, Doc: "host:port of the Raft transport; empty runs a single in-process voter.",
+		field: func(o *options) any { return &o.Broker.ControllerAddr }},
+	{Name: "log-level", flag: true, Doc: "debug, info, warn or error.",
+		field: func(o *options) any { return &o.LogLevel }},
+	{Name: "log-format", flag: true, Doc: "text or json (log lines go to stderr).",
+		field: func(o *options) any { return &o.LogFormat }},
+
+	{Name: "num.partitions", Doc: "Partitions of an auto-created topic or a CreateTopics request that leaves it to the broker.",
+		field: func(o *options) any { return &o.Broker.NumPartitions }},
+	{Name: "default.replication.factor", Doc: "Replication factor of topics that leave it to the broker (1 on a single node).",
+		field: func(o *options) any { return &o.Broker.DefaultReplicationFactor }},
+	{Name: "auto.create.topics.enable", Doc: "Create a topic when a Metadata request that allows it names an unknown topic.",
+		field: func(o *options) any { return &o.Broker.AutoCreateTopicsEnable }},
+	{Name: "delete.topic.enable", Doc: "Allow DeleteTopics.",
+		field: func(o *options) any { return &o.Broker.DeleteTopicEnable }},
+	{Name: "message.max.bytes", Doc: "Largest record batch accepted (topic default for max.message.bytes).",
+		field: func(o *options) any { return &o.Broker.MessageMaxBytes }},
+	{Name: "socket.request.max.bytes", Doc: "Largest request frame; a bigger size prefix closes the connection.",
+		field: func(o *options) any { return &o.Broker.SocketRequestMaxBytes }},
+	{Name: "log.retention.hours", Doc: "Topic default for retention.ms, in hours.", unit: hourMs, minusOneUnlimited: true, rank: 0,
+		field: func(o *options) any { return &o.Broker.LogRetentionMs }},
+	{Name: "log.retention.minutes", Doc: "Same in minutes; wins over log.retention.hours.", unit: minuteMs, minusOneUnlimited: true, rank: 1,
+		field: func(o *options) any { return &o.Broker.LogRetentionMs }},
+	{Name: "log.retention.ms", Doc: "Same in milliseconds; wins over both; -1 keeps data forever.", rank: 2,
+		field: func(o *options) any { return &o.Broker.LogRetentionMs }},
+	{Name: "log.retention.bytes", Doc: "Topic default for retention.bytes per partition; -1 is unlimited.",
+		field: func(o *options) any { return &o.Broker.LogRetentionBytes }},
+	{Name: "log.segment.bytes", Doc: "Topic default for segment.bytes: roll the active segment at this size.",
+		field: func(o *options) any { return &o.Broker.LogSegmentBytes }},
+	{Name: "log.roll.hours", Doc: "Topic default for segment.ms, in hours.", unit: hourMs, rank: 0,
+		field: func(o *options) any { return &o.Broker.LogSegmentMs }},
+	{Name: "log.roll.ms", Doc: "Same in milliseconds; wins over log.roll.hours.", rank: 1,
+		field: func(o *options) any { return &o.Broker.LogSegmentMs }},
+	{Name: "log.flush.interval.messages", Doc: "Topic default for flush.messages: 1 fsyncs (with group commit) before acknowledging; larger trades durability for speed.",
+		field: func(o *options) any { return &o.Broker.LogFlushIntervalMessages }},
+	{Name: "log.flush.interval.ms", Doc: "Topic default for flush.ms, used when flush.messages is relaxed.",
+		field: func(o *options) any { return &o.Broker.LogFlushIntervalMs }},
+	{Name: "log.retention.check.interval.ms", Doc: "How often retention is enforced.",
+		field: func(o *options) any { return &o.Broker.LogRetentionCheckIntervalMs }},
+	{Name: "log.index.interval.bytes", Doc: "Topic default for index.interval.bytes: bytes between offset index entries.",
+		field: func(o *options) any { return &o.Broker.LogIndexIntervalBytes }},
+	{Name: "log.message.timestamp.type", Doc: "Topic default for message.timestamp.type: CreateTime or LogAppendTime.",
+		field: func(o *options) any { return &o.Broker.LogMessageTimestampType }},
+	{Name: "min.insync.replicas", Doc: "Topic default for min.insync.replicas.",
+		field: func(o *options) any { return &o.Broker.MinInsyncReplicas }},
+	{Name: "offsets.topic.num.partitions", Doc: "Partitions of __consumer_offsets (fixed once the topic exists).",
+		field: func(o *options) any { return &o.Broker.OffsetsTopicNumPartitions }},
+	{Name: "offsets.retention.minutes", Doc: "How long committed offsets of an empty group are kept.",
+		field: func(o *options) any { return &o.Broker.OffsetsRetentionMinutes }},
+	{Name: "group.min.session.timeout.ms", Doc: "Smallest session timeout a group member may ask for.",
+		field: func(o *options) any { return &o.Broker.GroupMinSessionTimeoutMs }},
+	{Name: "group.max.session.timeout.ms", Doc: "Largest session timeout a group member may ask for.",
+		field: func(o *options) any { return &o.Broker.GroupMaxSessionTimeoutMs }},
+	{Name: "group.initial.rebalance.delay.ms", Doc: "Wait for more members before the first rebalance of an empty group.",
+		field: func(o *options) any { return &o.Broker.GroupInitialRebalanceDelayMs }},
+	{Name: "max.incremental.fetch.session.cache.slots", Doc: "Fetch sessions (KIP-227) kept at once.",
+		field: func(o *options) any { return &o.Broker.FetchMaxSessions }},
+	{Name: "queued.max.requests", Doc: "Requests in flight per connection before the broker stops reading it.",
+		field: func(o *options) any { return &o.Broker.QueuedMaxRequests }},
+	{Name: "connections.max.idle.ms", Doc: "Close connections idle for this long.",
+		field: func(o *options) any { return &o.Broker.ConnectionsMaxIdleMs }},
+}
+
+// keyIndex maps a key name to its row.
+var keyIndex = func() map[string]*configKey {
+	m := make(map[string]*configKey, len(configKeys))
+	for i := range configKeys {
+		k := &configKeys[i]
+		if _, dup := m[k.Name]; dup {
+			panic("duplicate config key " + k.Name)
+		}
+		m[k.Name] = k
+	}
+	return m
+}()
+
+// envIndex maps an environment variable name to its key.
+var envIndex = func() map[string]*configKey {
+	m := make(map[string]*configKey, len(configKeys))
+	for i := range configKeys {
+		k := &configKeys[i]
+		if other, dup := m[k.Env()]; dup {
+			panic(fmt.Sprintf("config keys %s and %s share env %s", other.Name, k.Name, k.Env()))
+		}
+		m[k.Env()] = k
+	}
+	return m
+}()
+
+// defaultString renders the key's default in the key's own unit, or ""
+// when the default is not a whole number of that unit.
+func (k *configKey) defaultString() string {
+	o := defaultOptions()
+	switch p := k.field(&o).(type) {
+	case *int16:
+		return fmt.Sprint(*p)
+	case *int32:
+		return fmt.Sprint(*p)
+	case *int64:
+		v := *p
+		if k.unit > 1 {
+			if v == -1 && k.minusOneUnlimited {
+				return "-1"
+			}
+			if v%k.unit != 0 {
+				return ""
+			}
+			v /= k.unit
+		}
+		return fmt.Sprint(v)
+	case *bool:
+		return fmt.Sprint(*p)
+	case *string:
+		return *p
+	default:
+		panic(fmt.Sprintf("config key %s: unsupported field type %T", k.Name, p))
+	}
+}
+
+// typeName is how the README and --help describe the key's values.
+func (k *configKey) typeName() string {
+	o := defaultOptions()
+	switch k.field(&o).(type) {
+	case *int16, *int32, *int64:
+		return "int"
+	case *bool:
+		return "bool"
+	default:
+		return "string"
+	}
+}
+
+// closestKey suggests a known key for a misspelt one ("" if none is near).
+func closestKey(name string) string {
+	best, bestD := "", 3
+	for _, k := range configKeys {
+		if d := editDistance(name, k.Name); d < bestD {
+			best, bestD = k.Name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

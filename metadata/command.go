@@ -1,0 +1,197 @@
+package metadata
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+)
+
+// The Raft log is a persistent format: every entry written by any past
+// binary must decode to the same command forever. Each entry is an envelope
+//
+//	type    uint16 big endian  (cmdType)
+//	version uint16 big endian  (payload version of that type)
+//	payload                    (for every version so far: one JSON object)
+//
+// Rules for changing it:
+//   - Never renumber a type or change what an existing (type, version)
+//     means. A change of fields or of semantics is a new version; a new
+//     operation is a new type.
+//   - Payloads are decoded strictly (unknown fields are an error): an old
+//     binary must never silently ignore a field a newer one relies on.
+//   - A binary that meets a type it does not know, or a version newer than it
+//     knows, stops (the FSM panics) rather than skip the entry: skipping would
+//     let its state diverge from the other replicas. Upgrade every voter
+//     before the leader starts writing the new version.
+
+// cmdType identifies a command. Numbers are persistent; never reuse one.
+type cmdType uint16
+
+const (
+	cmdInitCluster         cmdType = 1
+	cmdRegisterBroker      cmdType = 2
+	cmdCreateTopic         cmdType = 3
+	cmdDeleteTopic         cmdType = 4
+	cmdCreatePartitions    cmdType = 5
+	cmdAlterTopicConfigs   cmdType = 6
+	cmdAllocateProducerIDs cmdType = 7
+	// Reserved for the multi-voter issue: broker heartbeat/fencing,
+	// AlterPartition (ISR and leader changes), remote manifest updates.
+)
+
+func (t cmdType) String() string {
+	switch t {
+	case cmdInitCluster:
+		return "InitCluster"
+	case cmdRegisterBroker:
+		return "RegisterBroker"
+	case cmdCreateTopic:
+		return "CreateTopic"
+	case cmdDeleteTopic:
+		return "DeleteTopic"
+	case cmdCreatePartitions:
+		return "CreatePartitions"
+	case cmdAlterTopicConfigs:
+		return "AlterTopicConfigs"
+	case cmdAllocateProducerIDs:
+		return "AllocateProducerIDs"
+	}
+	return fmt.Sprintf("cmdType(%d)", uint16(t))
+}
+
+// maxVersion is the newest payload version of each type this binary can
+// apply. A type missing here is unknown.
+var maxVersion = map[cmdType]uint16{
+	cmdInitCluster:         1,
+	cmdRegisterBroker:      1,
+	cmdCreateTopic:         1,
+	cmdDeleteTopic:         1,
+	cmdCreatePartitions:    1,
+	cmdAlterTopicConfigs:   1,
+	cmdAllocateProducerIDs: 1,
+}
+
+const envelopeHeaderSize = 4
+
+var (
+	errUnknownCommand      = errors.New("unknown command type")
+	errUnsupportedVersion  = errors.New("command version newer than this binary supports")
+	errMalformedCommand    = errors.New("malformed command")
+	errUnsupportedSnapshot = errors.New("unsupported snapshot format")
+)
+
+// command is a decoded log entry payload.
+type command interface {
+	kind() (cmdType, uint16)
+}
+
+// Payloads, version 1. Field names are the JSON tags; Go names may change.
+
+type initClusterV1 struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+type registerBrokerV1 struct {
+	Broker brokerRec `json:"broker"`
+}
+
+type createTopicV1 struct {
+	Topic topicRec `json:"topic"`
+}
+
+type deleteTopicV1 struct {
+	ID uuid.UUID `json:"id"`
+}
+
+type createPartitionsV1 struct {
+	TopicID    uuid.UUID      `json:"topic_id"`
+	Partitions []partitionRec `json:"partitions"`
+}
+
+type alterTopicConfigsV1 struct {
+	TopicID uuid.UUID         `json:"topic_id"`
+	Set     map[string]string `json:"set"`
+	Delete  []string          `json:"delete"`
+}
+
+type allocateProducerIDsV1 struct {
+	Count int64 `json:"count"`
+}
+
+func (*initClusterV1) kind() (cmdType, uint16)         { return cmdInitCluster, 1 }
+func (*registerBrokerV1) kind() (cmdType, uint16)      { return cmdRegisterBroker, 1 }
+func (*createTopicV1) kind() (cmdType, uint16)         { return cmdCreateTopic, 1 }
+func (*deleteTopicV1) kind() (cmdType, uint16)         { return cmdDeleteTopic, 1 }
+func (*createPartitionsV1) kind() (cmdType, uint16)    { return cmdCreatePartitions, 1 }
+func (*alterTopicConfigsV1) kind() (cmdType, uint16)   { return cmdAlterTopicConfigs, 1 }
+func (*allocateProducerIDsV1) kind() (cmdType, uint16) { return cmdAllocateProducerIDs, 1 }
+
+// encodeCommand builds the envelope for c.
+func encodeCommand(c command) ([]byte, error) {
+	t, v := c.kind()
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s v%d: %w", t, v, err)
+	}
+	buf := make([]byte, envelopeHeaderSize, envelopeHeaderSize+len(payload))
+	binary.BigEndian.PutUint16(buf[0:], uint16(t))
+	binary.BigEndian.PutUint16(buf[2:], v)
+	return append(buf, payload...), nil
+}
+
+// decodeCommand parses an envelope. It never panics; the FSM decides that
+// an undecodable entry is fatal.
+func decodeCommand(data []byte) (command, error) {
+	if len(data) < envelopeHeaderSize {
+		return nil, fmt.Errorf("%w: %d-byte entry is shorter than the envelope header", errMalformedCommand, len(data))
+	}
+	t := cmdType(binary.BigEndian.Uint16(data[0:]))
+	v := binary.BigEndian.Uint16(data[2:])
+	max, ok := maxVersion[t]
+	if !ok {
+		return nil, fmt.Errorf("%w %d (version %d)", errUnknownCommand, uint16(t), v)
+	}
+	if v == 0 || v > max {
+		return nil, fmt.Errorf("%s version %d: %w (max %d)", t, v, errUnsupportedVersion, max)
+	}
+	var c command
+	switch t {
+	case cmdInitCluster:
+		c = new(initClusterV1)
+	case cmdRegisterBroker:
+		c = new(registerBrokerV1)
+	case cmdCreateTopic:
+		c = new(createTopicV1)
+	case cmdDeleteTopic:
+		c = new(deleteTopicV1)
+	case cmdCreatePartitions:
+		c = new(createPartitionsV1)
+	case cmdAlterTopicConfigs:
+		c = new(alterTopicConfigsV1)
+	case cmdAllocateProducerIDs:
+		c = new(allocateProducerIDsV1)
+	}
+	if err := decodeStrict(data[envelopeHeaderSize:], c); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformedCommand, t, v, err)
+	}
+	return c, nil
+}
+
+// decodeStrict decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}

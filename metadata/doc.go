@@ -1,0 +1,68 @@
+// Package metadata is Strata's cluster metadata: a Raft replicated state
+// machine (hashicorp/raft, raft-boltdb for the log and stable store, file
+// snapshots) holding the cluster id, registered brokers, topics by name and
+// by UUID, their partitions (replicas, ISR, leader, leader epoch, partition
+// epoch) and the next free producer id. It plays the part of Kafka's KRaft
+// controller quorum; the Raft leader is the active controller.
+//
+// This version runs one voter (in-memory transport, no port) or a TCP
+// transport that already works for several voters. Broker fencing, ISR
+// changes, remote manifests and membership changes arrive as new command
+// types later.
+//
+// # Files
+//
+//   - types.go: public types, sentinel errors, Config, ValidTopicName.
+//   - command.go: the versioned command envelope (the on-disk log format).
+//   - fsm.go: the state, command handlers, snapshots.
+//   - store.go: Store: Raft wiring, proposals, reads, lifecycle.
+//   - transport.go: Raft transports; a TCP stream layer that closes the
+//     connections it accepted (Raft's own leaves their goroutines running).
+//   - internal/raftlog: hclog -> slog bridge for Raft's own logging.
+//
+// # Invariants
+//
+//   - The FSM is deterministic: the outcome of a command depends only on the
+//     state and the command bytes. Anything random (cluster id, topic id) or
+//     time-dependent is decided by the proposer and carried in the command.
+//     A rejected command (say ErrTopicExists) is still in the log; every
+//     replica rejects it the same way and changes nothing.
+//   - Commands are envelopes {type uint16, version uint16, payload}. Payloads
+//     are decoded strictly. An entry of an unknown type, or of a version newer
+//     than this binary knows, makes the FSM panic with a message naming the
+//     entry: a replica that skipped it would silently diverge, and stopping
+//     is the lesser harm. Upgrade all voters before using new commands.
+//   - Snapshots are the full state in a versioned JSON document; Restore
+//     replaces the state entirely and refuses (with an error, not a panic)
+//     a format it does not know.
+//   - Records in the state are immutable; a change replaces the record.
+//   - A command, once handed to Raft, runs to completion. Callers' contexts
+//     bound only how long they wait for the result: a caller that gives up
+//     gets ctx's error and the command may still be applied. Never derive a
+//     Raft timeout from a caller's deadline.
+//   - Producer ids are handed out in disjoint, increasing blocks, also across
+//     restarts (the counter is in the replicated state).
+//   - A fresh directory is bootstrapped once (raft.HasExistingState); a
+//     restart resumes from the latest snapshot plus the log tail and never
+//     re-bootstraps. The first leader of a fresh cluster proposes InitCluster
+//     with a random Kafka-style id (22 characters of base64url); later
+//     InitClusters are no-ops, so the first committed id wins.
+//
+// # Concurrency
+//
+// Raft applies entries on its own FSM goroutine, which is the only writer of
+// the state. A sync.RWMutex guards the state pointer and the Watch channel;
+// readers take the read lock and copy out, so callers own what they get.
+// Watch channels are closed under the write lock after each change.
+//
+// Store.run (one goroutine, owned by the Store) reacts to leadership: after
+// becoming leader it issues a Raft barrier so the whole log is applied, then
+// initializes the cluster id if needed, then marks the store ready.
+//
+// Each write is proposed from a short-lived goroutine that blocks on the Raft
+// future, so the caller can stop waiting on ctx. Close first refuses new
+// proposals and lets those goroutines finish (hashicorp/raft would not
+// resolve futures still queued for the FSM at shutdown), then shuts Raft
+// down, waits for run, and closes the bolt store. After Close no goroutine
+// of this package remains.
+package metadata

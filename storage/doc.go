@@ -1,0 +1,88 @@
+// Package storage is the durable log of one partition: segment files of
+// record batches, their sparse indexes, crash recovery, group-committed
+// fsyncs, reads as file ranges for sendfile, idempotent producer state, the
+// leader epoch history, and retention.
+//
+// storage knows nothing of the network, of topics or of replication: the
+// broker hands it validated batches (proto.ValidateProduceBatches) and asks
+// for byte ranges; tiering reads sealed segments.
+//
+// # On-disk format
+//
+// A partition directory holds:
+//
+//	00000000000000000000.log        batches exactly as received, base offset and
+//	                                partition leader epoch (and for LogAppendTime
+//	                                topics the max timestamp and CRC) rewritten
+//	00000000000000000000.index      sparse offset index: (offset - base uint32,
+//	                                position uint32) big endian, one entry each
+//	                                time more than index.interval.bytes were written
+//	00000000000000000000.timeindex  (max timestamp so far int64, offset - base
+//	                                uint32) at the same points, plus a final entry
+//	                                with the segment's max timestamp when sealed
+//	<offset>.snapshot               producer state as of offset (written at rolls
+//	                                and at Close), CRC32C protected
+//	leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
+//	log-start-offset, recovery-point  "0\n<offset>\n"
+//	.clean-shutdown                 present only between Close and the next Open
+//
+// Segment files are named by their base offset zero-padded to 20 digits.
+// Checkpoints and snapshots are replaced atomically (temporary file, fsync,
+// rename, directory fsync); index files are replaced by rename too, so a
+// crash never leaves a truncated index that still looks plausible. Other
+// files in the directory (the broker's partition.metadata) are left alone.
+//
+// Indexes live in memory as slices; they are written when a segment is
+// sealed (by the flusher) and at Close, and loaded at Open for sealed
+// segments, or rebuilt from the .log when missing or inconsistent.
+//
+// # Invariants
+//
+//   - Offsets are dense and monotonic: Append assigns LEO, LEO+1, ...; every
+//     batch's base offset is the previous batch's last offset + 1, across
+//     segments, and recovery truncates rather than leave a gap.
+//   - Nothing acknowledged is lost: WaitDurable returns only after the bytes
+//     of every offset below its argument were fdatasync'ed, and after the
+//     directory was fsynced when a segment file they live in was created.
+//     With relaxed flushing (flush.messages > 1) durability is the flush
+//     policy's and the caller's acks decide what that means.
+//   - Recovery keeps exactly a prefix of well-formed, CRC-valid batches of
+//     the active segment (and, after an unclean shutdown, of every segment
+//     from the recovery point on), so every byte a reader gets passed CRC
+//     validation when it was appended or at recovery.
+//   - The high watermark (durable end in safe mode, LEO when relaxed) never
+//     decreases; Read never returns bytes past the log end, nor a partial
+//     batch.
+//   - A segment's file is closed only when the log and every ReadResult
+//     that references it have let go; deleting a segment only unlinks it.
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. It owns one goroutine, the flusher,
+// started by Open and stopped and waited for by Close.
+//
+//   - mu serializes writers: Append, roll, EnforceRetention,
+//     DeleteRecordsBefore, SetConfig, Close. Producer state and the write
+//     scratch are mu-only.
+//   - segMu (RWMutex) guards what readers see: the segment list, each
+//     segment's size, indexes and timestamps, LEO, log start offset, the
+//     epoch history. Writers hold mu and take segMu exclusively only to
+//     publish (after the write system call), so readers (Read,
+//     OffsetForTimestamp, EpochForOffset...) never wait for disk I/O of an
+//     append. Readers take segMu shared for a few in-memory lookups and do
+//     their preads without it, holding a segment reference instead.
+//   - flushMu serializes fsync rounds (flusher, Sync, Close).
+//   - fmu guards the durable frontier, the high watermark's wakeups
+//     (Changed) and the sticky failure.
+//
+// Lock order: mu -> flushMu -> segMu -> fmu. No lock is held across a
+// blocking wait; WaitDurable holds none while it waits.
+//
+// Group commit: in safe mode every Append pokes the flusher; a flush round
+// snapshots LEO and the segments with unsynced bytes under segMu, fsyncs
+// them without locks, then advances the durable frontier to that LEO and
+// wakes every waiter at once. Appends that arrive during a round are covered
+// by the next one, so N concurrent producers share far fewer than N fsyncs.
+// An fsync error is sticky: the log reports it from then on (the kernel may
+// have dropped the dirty pages) and must be reopened, which recovers it.
+package storage

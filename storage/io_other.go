@@ -1,0 +1,19 @@
+//go:build !linux
+
+package storage
+
+import "os"
+
+// writeBuffers writes bufs contiguously at pos (portable fallback: one
+// pwrite per buffer).
+func writeBuffers(f *os.File, bufs [][]byte, pos int64) error {
+	for _, b := range bufs {
+		if _, err := f.WriteAt(b, pos); err != nil {
+			return err
+		}
+		pos += int64(len(b))
+	}
+	return nil
+}
+
+func datasync(f *os.File) error { return f.Sync() }
