@@ -87,7 +87,9 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 			return fetchErrorReply(corr, resp)
 		}
-		sess.epoch++
+		if incremental {
+			sess.epoch = nextSessionEpoch(sess.epoch)
+		}
 		sess.lastUsed = now
 		for _, ft := range req.ForgottenTopics {
 			for _, p := range ft.Partitions {
@@ -119,6 +121,8 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 		return s.finishFetch(corr, req, resp, sess, incremental, results)
 	}
 	return r.cc.later(func() *reply {
+		s.fetchWaiters.Add(1)
+		defer s.fetchWaiters.Add(-1)
 		timer := time.NewTimer(maxWait)
 		defer timer.Stop()
 		for {

@@ -129,6 +129,10 @@ func (c *clientConn) readLoop() {
 			return
 		}
 		h, ok := handlerFor(hdr.APIKey, hdr.APIVersion)
+		if !ok && hdr.APIKey == apiKeyApiVersions {
+			c.queue <- &reply{corr: hdr.CorrelationID, resp: apiVersionsFallback()}
+			continue
+		}
 		if !ok {
 			c.log.Warn("closing connection: unsupported api", "api_key", hdr.APIKey, "api_version", hdr.APIVersion)
 			return

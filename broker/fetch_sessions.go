@@ -133,3 +133,12 @@ func (s *fetchSession) forget(k sessKey) {
 		}
 	}
 }
+
+// nextSessionEpoch wraps like Kafka's: after MaxInt32 comes 1 (0 and -1
+// mean "new" and "close").
+func nextSessionEpoch(e int32) int32 {
+	if e == 1<<31-1 {
+		return 1
+	}
+	return e + 1
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,8 @@ type Server struct {
 
 	connsMu sync.Mutex // guards conns
 	conns   map[*clientConn]struct{}
+
+	fetchWaiters atomic.Int64 // long-polling fetches (Kafka's fetch purgatory size)
 
 	closeOnce sync.Once
 	closeErr  error

@@ -76,8 +76,9 @@ type Config struct {
 	// RaftAddr is the TCP address Raft binds to. "" selects the in-memory
 	// transport: a single voter, no port.
 	RaftAddr string
-	// Voters bootstrap a fresh cluster; default: only this node. Ignored
-	// when Dir already holds Raft state (the configuration is in the log).
+	// Voters bootstrap a fresh cluster; default: only this node. When Dir
+	// already holds Raft state the membership comes from the log instead;
+	// the count here then only picks the timeouts (fast for one voter).
 	Voters []Voter
 	Logger *slog.Logger
 

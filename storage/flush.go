@@ -109,7 +109,7 @@ func (l *Log) flush() error {
 	var err error
 	for _, it := range work {
 		if it.sync {
-			if err = datasync(it.s.f); err != nil {
+			if err = l.fsys.syncData(it.s.f); err != nil {
 				break
 			}
 		}
@@ -136,7 +136,7 @@ func (l *Log) flush() error {
 		}
 		if needDir {
 			did = true
-			if err = l.dirf.Sync(); err == nil {
+			if err = l.fsys.syncDir(l.dirf); err == nil {
 				l.dirSynced = dirGen
 			}
 		}

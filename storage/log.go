@@ -149,6 +149,7 @@ type Log struct {
 
 	// flushMu serializes fsync rounds (the flusher, Sync, Close).
 	flushMu      sync.Mutex
+	fsys         syncer // fsyncs of segment data and the directory (flushMu)
 	dirSynced    uint64 // dirGen covered by the last directory fsync (flushMu)
 	recoveryPt   int64  // last recovery point written (flushMu)
 	fsyncRounds  atomic.Int64

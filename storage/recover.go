@@ -43,6 +43,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		stop:        make(chan struct{}),
 		flusherDone: make(chan struct{}),
 		durableCh:   make(chan struct{}),
+		fsys:        osSyncer{},
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)

@@ -51,8 +51,10 @@ type timeEntry struct {
 // segment is one .log file and its in-memory indexes.
 //
 // Fields below are written with Log.mu and Log.segMu both held and read with
-// either, except refs (atomic) and the mu-only bookkeeping marked so.
-// Bytes of the file below size never change while the segment is in the log.
+// either, except refs (atomic), synced and persisted (written by the flush
+// round under segMu alone, read under segMu) and the mu-only bookkeeping
+// marked so. Bytes of the file below size never change while the segment
+// is in the log.
 type segment struct {
 	base int64
 	f    *os.File
