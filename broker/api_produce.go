@@ -108,6 +108,11 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	}
 	for i := range batches {
 		b := &batches[i]
+		if b.Codec() == proto.CodecZstd && req.Version < 7 {
+			// Kafka: zstd needs Produce v7+ (KIP-110), so old clients that
+			// cannot read it never get it from a consumer either.
+			return nil, 0, fmt.Errorf("zstd needs produce v7+: %w", kerr.UnsupportedCompressionType)
+		}
 		if b.IsTransactional() {
 			return nil, 0, fmt.Errorf("transactional batch on a broker without transactions: %w", kerr.InvalidTxnState)
 		}

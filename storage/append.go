@@ -131,7 +131,7 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 		l.fmu.Lock()
 		l.advanceHWLocked(o)
 		l.fmu.Unlock()
-		if l.unflushedMsg.Add(o-firstOffset) >= cfg.FlushMessages {
+		if l.unflushedMsg.Add(o-firstOffset) >= cfg.FlushMessages || cfg.FlushMs == 0 {
 			l.requestFlush()
 		}
 	} else {

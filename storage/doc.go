@@ -85,4 +85,13 @@
 // by the next one, so N concurrent producers share far fewer than N fsyncs.
 // An fsync error is sticky: the log reports it from then on (the kernel may
 // have dropped the dirty pages) and must be reopened, which recovers it.
+//
+// # Testing crashes
+//
+// The flush path's fsyncs go through a small seam (syncer). Tests install
+// a model that records what each fdatasync and directory fsync covered,
+// abandon the Log without closing it, then cut the files down to what a
+// power failure would have kept before reopening; another test SIGKILLs a
+// child process mid-append. Both check that every offset WaitDurable
+// acknowledged survives with a valid CRC.
 package storage

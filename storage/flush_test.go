@@ -2,6 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -148,4 +151,42 @@ func TestSyncAndCloseRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+}
+
+// failingSyncer fails every data sync, like a disk that went bad.
+type failingSyncer struct{ osSyncer }
+
+var errDiskGone = errors.New("injected fdatasync failure")
+
+func (failingSyncer) syncData(*os.File) error { return errDiskGone }
+
+func TestFsyncFailureIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, smallConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := appendNumbered(t, l, 2, 0, 0)
+	mustWaitDurable(t, l, ok.LastOffset+1)
+	l.flushMu.Lock()
+	l.fsys = failingSyncer{}
+	l.flushMu.Unlock()
+
+	info := appendNumbered(t, l, 2, 0, 0)
+	expectErr(t, l.WaitDurable(context.Background(), info.LastOffset+1), errDiskGone)
+	if hw := l.HighWatermark(); hw != ok.LastOffset+1 {
+		t.Fatalf("HW moved to %d over data that is not durable", hw)
+	}
+	_, err = l.Append(split(t, build(spec{})), 0, -1)
+	expectErr(t, err, errDiskGone)
+	expectErr(t, l.Sync(), errDiskGone)
+	expectErr(t, l.Close(), errDiskGone)
+	if _, err := os.Stat(filepath.Join(dir, cleanShutdownMrk)); !os.IsNotExist(err) {
+		t.Fatalf("clean shutdown marker written after a failed fsync: %v", err)
+	}
+	// Reopening recovers; what reached the file is checked and kept.
+	l2 := openTest(t, dir, smallConfig())
+	if got := readAll(t, l2, 0); len(got) != 4 {
+		t.Fatalf("read %d records after reopen", len(got))
+	}
 }

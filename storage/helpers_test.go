@@ -223,11 +223,8 @@ func expectErr(t testing.TB, err, want error) {
 }
 
 // crashForTest abandons the log as a killed process would: no final flush,
-// no index files, no snapshot, no clean-shutdown marker. With
-// loseUnsynced, each segment also loses the bytes that were never
-// fdatasync'ed and gets garbage in their place, like a power cut that
-// wrote part of the page cache.
-func (l *Log) crashForTest(loseUnsynced bool) {
+// no index files, no snapshot, no clean-shutdown marker.
+func (l *Log) crashForTest() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed.Store(true)
@@ -236,10 +233,6 @@ func (l *Log) crashForTest(loseUnsynced bool) {
 	l.flushMu.Lock()
 	l.segMu.Lock()
 	for _, s := range l.segs {
-		if loseUnsynced && s.synced < s.size {
-			_ = s.f.Truncate(s.synced)
-			_, _ = s.f.WriteAt([]byte("garbage after a power cut"), s.synced)
-		}
 		s.release()
 	}
 	l.segs = nil
@@ -252,6 +245,97 @@ func (l *Log) crashForTest(loseUnsynced bool) {
 	l.durableCh = closedChan
 	l.fmu.Unlock()
 	l.closeErr = fmt.Errorf("crashed: %w", ErrClosed)
+}
+
+// powerModel is a syncer that remembers what a power cut would keep: of
+// each segment file, the bytes it had when last fdatasync'ed, and only the
+// files the directory had when last fsynced. It calls the real syncs too.
+type powerModel struct {
+	mu      sync.Mutex
+	dir     string
+	synced  map[string]int64 // segment file -> durable size
+	entries map[string]bool  // segment files with a durable directory entry
+}
+
+// installPowerModel starts modelling a log whose current files are durable
+// (Open fsynced them).
+func installPowerModel(t testing.TB, l *Log) *powerModel {
+	t.Helper()
+	m := &powerModel{dir: l.dir, synced: map[string]int64{}, entries: map[string]bool{}}
+	for _, p := range segmentFiles(t, l.dir) {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.synced[filepath.Base(p)] = st.Size()
+		m.entries[filepath.Base(p)] = true
+	}
+	l.flushMu.Lock()
+	l.fsys = m
+	l.flushMu.Unlock()
+	return m
+}
+
+func (m *powerModel) syncData(f *os.File) error {
+	st, err := f.Stat() // bytes written before the sync are covered by it
+	if err != nil {
+		return err
+	}
+	if err := datasync(f); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.synced[filepath.Base(f.Name())] = max(m.synced[filepath.Base(f.Name())], st.Size())
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *powerModel) syncDir(d *os.File) error {
+	names, err := filepath.Glob(filepath.Join(m.dir, "*"+logSuffix))
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	for _, n := range names {
+		m.entries[filepath.Base(n)] = true
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// cut applies the model to the files of an abandoned log: unsynced bytes
+// become garbage, files without a durable entry vanish.
+func (m *powerModel) cut(t testing.TB) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range segmentFiles(t, m.dir) {
+		name := filepath.Base(p)
+		if !m.entries[name] {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep := m.synced[name]; keep < st.Size() {
+			if err := os.Truncate(p, keep); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("half-written page after a power cut"))
+			f.Close()
+		}
+	}
 }
 
 // durableChan returns the channel closed at the next durable advance.

@@ -43,8 +43,8 @@ type Config struct {
 	RetentionBytes     int64 // retention.bytes, -1 unlimited
 	RetentionMs        int64 // retention.ms, -1 unlimited
 	FlushMessages      int64 // flush.messages: <=1 => every append is fsynced before it is durable (group commit); larger relaxes
-	FlushMs            int64 // flush.ms: used when relaxed (<=0 or huge: no time-based flush)
-	IndexIntervalBytes int32 // index.interval.bytes (4096)
+	FlushMs            int64 // flush.ms: used when relaxed (0: after every append; <0: never)
+	IndexIntervalBytes int32 // index.interval.bytes (4096; 0 indexes every batch)
 	SegmentIndexBytes  int32 // segment.index.bytes (10 MiB)
 }
 
@@ -78,7 +78,7 @@ func (c Config) normalize() Config {
 	if c.SegmentMs <= 0 {
 		c.SegmentMs = d.SegmentMs
 	}
-	if c.IndexIntervalBytes <= 0 {
+	if c.IndexIntervalBytes < 0 { // 0 is Kafka's "index every batch"
 		c.IndexIntervalBytes = d.IndexIntervalBytes
 	}
 	if c.SegmentIndexBytes < offsetEntrySize*2 {
@@ -91,7 +91,8 @@ func (c Config) normalize() Config {
 // (flush.messages > 1) instead of an fsync per acknowledged append.
 func (c *Config) relaxed() bool { return c.FlushMessages > 1 }
 
-// flushInterval is flush.ms as a duration, 0 when there is none.
+// flushInterval is flush.ms as a duration for the flusher's timer, 0 when
+// there is none (flush.ms 0 is handled by Append poking the flusher).
 func (c *Config) flushInterval() time.Duration {
 	if c.FlushMs <= 0 || c.FlushMs >= math.MaxInt64/int64(time.Millisecond) {
 		return 0

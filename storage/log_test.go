@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,8 +23,18 @@ func fillLog(t testing.TB, l *Log, batches int) int64 {
 }
 
 func TestAppendReadEveryOffset(t *testing.T) {
+	for _, interval := range []int32{0, 200, 4096} {
+		t.Run(fmt.Sprintf("index interval %d", interval), func(t *testing.T) {
+			cfg := smallConfig()
+			cfg.IndexIntervalBytes = interval
+			testAppendReadEveryOffset(t, cfg)
+		})
+	}
+}
+
+func testAppendReadEveryOffset(t *testing.T, cfg Config) {
 	dir := t.TempDir()
-	l := openTest(t, dir, smallConfig())
+	l := openTest(t, dir, cfg)
 	leo := fillLog(t, l, 120)
 	if l.NumSegments() < 5 {
 		t.Fatalf("want several segments, have %d", l.NumSegments())
@@ -67,7 +78,7 @@ func TestAppendReadEveryOffset(t *testing.T) {
 	if n := len(listDir(t, dir, indexSuffix)); n != len(segmentFiles(t, dir)) {
 		t.Fatalf("%d index files for %d segments", n, len(segmentFiles(t, dir)))
 	}
-	l2 := openTest(t, dir, smallConfig())
+	l2 := openTest(t, dir, cfg)
 	if l2.LogEndOffset() != leo || l2.HighWatermark() != leo {
 		t.Fatalf("reopened: LEO %d HW %d, want %d", l2.LogEndOffset(), l2.HighWatermark(), leo)
 	}

@@ -126,9 +126,9 @@ func TestProducerStateSurvivesReopen(t *testing.T) {
 			}
 			removeGlob(t, dir, "*"+snapshotSuffix)
 		},
-		"crash": func(t *testing.T, l *Log, dir string) { l.crashForTest(false) },
+		"crash": func(t *testing.T, l *Log, dir string) { l.crashForTest() },
 		"crash without snapshots": func(t *testing.T, l *Log, dir string) {
-			l.crashForTest(false)
+			l.crashForTest()
 			removeGlob(t, dir, "*"+snapshotSuffix)
 		},
 		"corrupt newest snapshot": func(t *testing.T, l *Log, dir string) {

@@ -289,7 +289,12 @@ func (l *Log) loadSegments(bases []int64, clean bool, rp int64, epochsOK bool) e
 					if err != nil {
 						return err
 					}
-					s.firstTs = min(max(h.maxTs, 0), l.nowMs())
+					// segment.ms counts from the first batch's timestamp, as
+					// in Kafka; one without a usable timestamp counts from now.
+					s.firstTs = l.nowMs()
+					if h.maxTs > 0 {
+						s.firstTs = min(h.maxTs, s.firstTs)
+					}
 				}
 			} else {
 				s.seal()

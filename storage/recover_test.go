@@ -257,6 +257,7 @@ func TestCrashKeepsEverythingAcknowledged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			model := installPowerModel(t, l)
 			var mu sync.Mutex
 			acked := map[int64]string{} // first offset -> value of its first record
 			var wg sync.WaitGroup
@@ -290,8 +291,11 @@ func TestCrashKeepsEverythingAcknowledged(t *testing.T) {
 				}()
 			}
 			<-stop
-			l.crashForTest(power)
+			l.crashForTest()
 			wg.Wait()
+			if power {
+				model.cut(t)
+			}
 
 			l2 := openTest(t, dir, smallConfig())
 			mu.Lock()

@@ -98,6 +98,7 @@ type Coordinator struct {
 	groups   map[string]*group
 	writers  map[int32]*writer
 	timers   map[*ltimer]struct{}
+	inflight int        // appends queued and not yet completed
 	watchers []*watcher // test hook: conditions checked after every event
 }
 
@@ -426,8 +427,12 @@ func (c *Coordinator) append(p int32, recs []KV, done func(error)) {
 		c.wg.Add(1)
 		go c.runWriter(w)
 	}
+	c.inflight++
 	w.mu.Lock()
-	w.q = append(w.q, appendOp{recs: recs, done: done})
+	w.q = append(w.q, appendOp{recs: recs, done: func(err error) {
+		c.inflight--
+		done(err)
+	}})
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:

@@ -205,8 +205,11 @@ func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 	return h
 }
 
-// sync returns once the loop has handled everything queued so far.
-func (h *harness) sync() { h.inspect(func() {}) }
+// sync returns once the loop has handled everything queued so far and
+// every append it started has completed.
+func (h *harness) sync() {
+	h.waitFor("appends to complete", func() bool { return h.c.inflight == 0 })
+}
 
 // inspect runs f on the loop goroutine.
 func (h *harness) inspect(f func()) {
@@ -234,7 +237,16 @@ func (h *harness) waitFor(what string, cond func() bool) {
 	select {
 	case <-w.ch:
 	case <-time.After(10 * time.Second):
-		h.t.Fatalf("timed out waiting for %s", what)
+		var dump string
+		h.inspect(func() {
+			for id, g := range h.c.groups {
+				dump += fmt.Sprintf("\n%s: %s gen %d leader %s pending %d", id, g.state, g.generation, g.leader, len(g.pendingJoin))
+				for _, m := range g.order {
+					dump += fmt.Sprintf("\n  %s join=%v sync=%v new=%v", m.id, m.join != nil, m.sync != nil, m.isNew)
+				}
+			}
+		})
+		h.t.Fatalf("timed out waiting for %s; groups:%s", what, dump)
 	}
 }
 
@@ -487,7 +499,10 @@ func (h *harness) stableGroup(group string) (leader, follower string) {
 	j1 := h.join(joinReq(9, group, first.MemberID))
 	h.awaitingJoin(group, 1)
 	j2 := h.join(joinReq(9, group, second.MemberID))
-	h.awaitingJoin(group, 2)
+	h.waitFor("both members joined", func() bool {
+		g := h.c.groups[group]
+		return g.state != statePreparingRebalance || g.numAwaitingJoin() == 2
+	})
 	h.clk.Advance(testDelay) // extended once: a member arrived during the delay
 	h.clk.Advance(testDelay)
 	r1, r2 := recv(t, j1), recv(t, j2)

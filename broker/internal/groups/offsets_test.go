@@ -192,16 +192,19 @@ func TestLoadReplayRestoresState(t *testing.T) {
 	h.commit(2, "simple", "", -1, map[string]map[int32]int64{"t2": {3: 33}})
 	h.commit(8, "simple", "", -1, map[string]map[int32]int64{"t2": {3: 34}}) // overrides
 	// An empty group with a history survives too.
-	e := recv(t, h.join(joinReq(3, "emptied", "")))
+	ej := h.join(joinReq(3, "emptied", ""))
+	h.awaitingJoin("emptied", 1)
 	h.clk.Advance(testDelay)
-	e = recv(t, h.join(joinReq(3, "emptied", e.MemberID)))
+	e := recv(t, ej)
 	h.leave(3, "emptied", kmsg.LeaveGroupRequestMember{MemberID: e.MemberID})
 	h.commit(8, "deleted", "", -1, map[string]map[int32]int64{"t": {0: 1}})
 	if r := h.c.DeleteGroups(h.ctx, &kmsg.DeleteGroupsRequest{Version: 2, Groups: []string{"deleted"}}); r.Groups[0].ErrorCode != 0 {
 		t.Fatalf("delete %+v", r.Groups)
 	}
 
-	// A new coordinator over the same log.
+	// A new coordinator over the same log (once the empty group's
+	// metadata, written after the LeaveGroup response, is in).
+	h.sync()
 	clk := newFakeClock()
 	clk.now = h.clk.Now()
 	c2 := New(Config{Partitions: 7, Log: h.log, Clock: clk, MinSessionTimeout: time.Second, MaxSessionTimeout: time.Minute})
@@ -329,8 +332,10 @@ func TestOffsetDelete(t *testing.T) {
 	// A non-consumer protocol cannot be checked: NON_EMPTY_GROUP.
 	j := joinReq(3, "connect", "")
 	j.ProtocolType = "connect"
-	recv(t, h.join(j))
+	cj := h.join(j)
+	h.awaitingJoin("connect", 1)
 	h.clk.Advance(testDelay)
+	recv(t, cj)
 	if resp := del("connect", map[string][]int32{"t": {0}}); resp.ErrorCode != kerr.NonEmptyGroup.Code {
 		t.Fatalf("connect group %+v", resp)
 	}

@@ -329,7 +329,8 @@ func TestLeaveGroup(t *testing.T) {
 	if s, gen := h.state(g), h.generation(g); s != "Empty" || gen != 3 {
 		t.Fatalf("after last member left: %s gen %d", s, gen)
 	}
-	// The empty generation is persisted too.
+	// The empty generation is persisted too (after the response, as in Kafka).
+	h.sync()
 	rs := h.log.records()[h.c.PartitionFor(g)]
 	var v kmsg.GroupMetadataValue
 	if err := v.ReadFrom(rs[len(rs)-1].Value); err != nil || v.Generation != 3 || len(v.Members) != 0 || v.Protocol != nil {
@@ -363,6 +364,7 @@ func TestPendingMemberExpires(t *testing.T) {
 	leader, follower := h.stableGroup(g)
 	recv(t, h.join(joinReq(9, g, ""))) // pending, never comes back
 	j1 := h.join(joinReq(9, g, leader))
+	h.awaitingJoin(g, 1) // the leader first: a follower rejoining a Stable group is just answered
 	j2 := h.join(joinReq(9, g, follower))
 	h.awaitingJoin(g, 2)
 	notYet(t, j1)
@@ -429,7 +431,7 @@ func TestJoinV0AndRejoinWithSameMetadata(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.InitialRebalanceDelay = 0 })
 	const g = "old"
 	r := recv(t, h.join(joinReq(0, g, "")))
-	if r.ErrorCode != 0 || r.Generation != 1 || r.LeaderID != r.MemberID || r.ProtocolType != nil {
+	if r.ErrorCode != 0 || r.Generation != 1 || r.LeaderID != r.MemberID || *r.Protocol != "range" {
 		t.Fatalf("v0 join %+v", r)
 	}
 	// Joining again with identical metadata in CompletingRebalance just
@@ -508,10 +510,15 @@ func TestNewMemberThatGoesAwayIsDroppedByJoinTimeout(t *testing.T) {
 	if r := recv(t, gone); r.ErrorCode != kerr.CoordinatorNotAvailable.Code {
 		t.Fatalf("cancelled join %d", r.ErrorCode)
 	}
+	// The others are slow to rejoin; the new member's join times out first.
+	for i := 0; i < 5; i++ {
+		h.clk.Advance(time.Second)
+		h.heartbeat(g, leader, 1)
+		h.heartbeat(g, follower, 1)
+	}
+	h.waitFor("new member dropped", func() bool { return len(h.c.groups[g].members) == 2 })
 	j1 := h.join(joinReq(9, g, leader))
 	j2 := h.join(joinReq(9, g, follower))
-	h.awaitingJoin(g, 3)
-	h.clk.Advance(5 * time.Second)
 	r1 := recv(t, j1)
 	recv(t, j2)
 	if len(r1.Members) != 2 || r1.Generation != 2 {
