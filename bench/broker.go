@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,7 +68,7 @@ func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, ex
 	start := time.Now()
 	if err := p.waitReady(ctx, readyTimeout); err != nil {
 		p.stop(log, 10*time.Second)
-		return nil, fmt.Errorf("broker %s not ready: %w\nbroker output (tail):\n%s", addr, err, p.stderr.String())
+		return nil, fmt.Errorf("broker %s not ready: %w\nbroker output (last lines):\n%s", addr, err, p.stderr.LastLines(brokerOutputLines))
 	}
 	log.Info("broker ready", "addr", addr, "after", time.Since(start).Round(time.Millisecond))
 	return p, nil
@@ -208,6 +209,20 @@ func (t *tailBuffer) Write(b []byte) (int, error) {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
 	return len(b), nil
+}
+
+// brokerOutputLines is how much of a failing broker's output an error
+// quotes: enough for its last complaints, not a screenful of a loop.
+const brokerOutputLines = 20
+
+// LastLines returns at most the last n lines of the kept output.
+func (t *tailBuffer) LastLines(n int) string {
+	s := strings.TrimSuffix(t.String(), "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // String returns the kept output, starting at a line boundary.

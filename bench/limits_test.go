@@ -59,6 +59,12 @@ func TestTailBuffer(t *testing.T) {
 	if got := b.String(); got != "second\nthird\n" {
 		t.Errorf("String() = %q, want %q", got, "second\nthird\n")
 	}
+	if got := b.LastLines(1); got != "third" {
+		t.Errorf("LastLines(1) = %q, want %q", got, "third")
+	}
+	if got := b.LastLines(5); got != "second\nthird" {
+		t.Errorf("LastLines(5) = %q", got)
+	}
 	small := newTailBuffer(100)
 	small.Write([]byte("a\nb\n"))
 	if got := small.String(); got != "a\nb\n" {

@@ -56,6 +56,10 @@ type Machine struct {
 	GoVersion string `json:"go_version"`
 	OSArch    string `json:"os_arch"`
 	DataFS    string `json:"data_fs"` // filesystem type of the data dir
+	// LoadAvg1 and LoadAvg1End are the 1-minute load average when the run
+	// started and ended; above the CPU count something else competed.
+	LoadAvg1    float64 `json:"load_avg_1m_start"`
+	LoadAvg1End float64 `json:"load_avg_1m_end"`
 }
 
 // ModeResult is one broker configuration's figures.
@@ -213,8 +217,8 @@ func WriteTable(w io.Writer, r *Report) error {
 	var b strings.Builder
 	m := r.Machine
 	fmt.Fprintf(&b, "strata-bench %s\n", r.Started.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "machine: %d CPUs, %.1f GiB RAM, kernel %s, %s %s, data dir on %s\n",
-		m.CPUs, float64(m.MemBytes)/(1<<30), m.Kernel, m.GoVersion, m.OSArch, m.DataFS)
+	fmt.Fprintf(&b, "machine: %d CPUs, %.1f GiB RAM, kernel %s, %s %s, data dir on %s, load average %.2f at start, %.2f at end\n",
+		m.CPUs, float64(m.MemBytes)/(1<<30), m.Kernel, m.GoVersion, m.OSArch, m.DataFS, m.LoadAvg1, m.LoadAvg1End)
 	c := r.Config
 	fmt.Fprintf(&b, "load: %s per run, %d producers, %d partitions, window %s per producer, latency run %d records/s of %dB for %s\n\n",
 		c.Duration, c.Producers, c.Partitions, formatBytes(int64(c.Window)), c.LatencyRate, c.LatencySize, c.LatencyDuration)

@@ -32,7 +32,7 @@ func sampleReport() *Report {
 	}
 	r := &Report{
 		Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
-		Machine: Machine{CPUs: 2, MemBytes: 8 << 30, Kernel: "6.1.0", GoVersion: "go1.26", OSArch: "linux/amd64", DataFS: "/tmp (ext4)"},
+		Machine: Machine{CPUs: 2, MemBytes: 8 << 30, Kernel: "6.1.0", GoVersion: "go1.26", OSArch: "linux/amd64", DataFS: "/tmp (ext4)", LoadAvg1: 0.5, LoadAvg1End: 1.75},
 		Config:  ReportConfig{Duration: 10 * sec, Producers: 4, Partitions: 8, Window: 8 << 20, LatencyRate: 10000, LatencySize: 1024, LatencyDuration: 10 * sec},
 		Limits: Limits{
 			LoopbackTCP: Throughput{Bytes: 1000e6, Elapsed: sec},
@@ -121,7 +121,7 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"machine: 2 CPUs, 8.0 GiB RAM, kernel 6.1.0, go1.26 linux/amd64, data dir on /tmp (ext4)",
+		"machine: 2 CPUs, 8.0 GiB RAM, kernel 6.1.0, go1.26 linux/amd64, data dir on /tmp (ext4), load average 0.50 at start, 1.75 at end",
 		"loopback TCP 1000.0 MB/s",
 		"sendfile from page cache 2000.0 MB/s",
 		"write + fsync per MiB 100.0 MB/s",

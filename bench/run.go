@@ -176,6 +176,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r.Modes = append(r.Modes, runOwnBroker(ctx, log, cfg, mode, runID))
 		}
 	}
+	r.Machine.LoadAvg1End = endLoadAvg()
 	r.Aims = EvaluateAims(r)
 	return r, ctx.Err()
 }
@@ -195,7 +196,7 @@ func runOwnBroker(ctx context.Context, log *slog.Logger, cfg Config, mode, runID
 		mr.Errors = append(mr.Errors, err.Error())
 	}
 	if !info.Clean && err == nil {
-		mr.Errors = append(mr.Errors, "broker did not exit cleanly on SIGTERM: "+info.Exit+"\nbroker output (tail):\n"+p.stderr.String())
+		mr.Errors = append(mr.Errors, "broker did not exit cleanly on SIGTERM: "+info.Exit+"\nbroker output (last lines):\n"+p.stderr.LastLines(brokerOutputLines))
 	}
 	return mr
 }
@@ -307,9 +308,25 @@ func describeMachine(dataRoot string) Machine {
 	var si unix.Sysinfo_t
 	if err := unix.Sysinfo(&si); err == nil {
 		m.MemBytes = uint64(si.Totalram) * uint64(si.Unit)
+		m.LoadAvg1 = loadAvg(si)
 	}
 	m.DataFS = filesystemOf(dataRoot)
 	return m
+}
+
+// loadAvg is the 1-minute load average: other work on the machine
+// lowers every figure, so a report says how busy the machine was.
+func loadAvg(si unix.Sysinfo_t) float64 {
+	return float64(si.Loads[0]) / (1 << unix.SI_LOAD_SHIFT)
+}
+
+// endLoadAvg reads the load average again at the end of a run.
+func endLoadAvg() float64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return loadAvg(si)
 }
 
 // filesystemOf names the filesystem type holding dir, by statfs magic.

@@ -56,10 +56,8 @@ func (s *Server) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceT
 	if err != nil {
 		return err
 	}
-	for k, v := range next {
-		if err := validateTopicConfig(k, v); err != nil {
-			return err
-		}
+	if err := s.validateTopicConfigs(next, t.Configs); err != nil {
+		return err
 	}
 	if validateOnly {
 		return nil

@@ -11,6 +11,7 @@ import (
 func init() { register(42, 0, 2, handleDeleteGroups) }
 
 func handleDeleteGroups(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.DeleteGroupsRequest)
 	return respond(s.groups.DeleteGroups(ctx, req))
 }

@@ -11,6 +11,7 @@ import (
 func init() { register(15, 0, 5, handleDescribeGroups) }
 
 func handleDescribeGroups(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.DescribeGroupsRequest)
 	return respond(s.groups.DescribeGroups(ctx, req))
 }

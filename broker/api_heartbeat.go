@@ -11,6 +11,7 @@ import (
 func init() { register(12, 0, 4, handleHeartbeat) }
 
 func handleHeartbeat(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.HeartbeatRequest)
 	return respond(s.groups.Heartbeat(ctx, req))
 }

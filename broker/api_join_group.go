@@ -11,6 +11,7 @@ import (
 func init() { register(11, 0, 9, handleJoinGroup) }
 
 func handleJoinGroup(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.JoinGroupRequest)
 	return r.cc.later(func() *reply { return &reply{resp: s.groups.JoinGroup(ctx, req)} })
 }

@@ -11,6 +11,7 @@ import (
 func init() { register(13, 0, 5, handleLeaveGroup) }
 
 func handleLeaveGroup(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.LeaveGroupRequest)
 	return respond(s.groups.LeaveGroup(ctx, req))
 }

@@ -11,6 +11,7 @@ import (
 func init() { register(16, 0, 5, handleListGroups) }
 
 func handleListGroups(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.ListGroupsRequest)
 	return respond(s.groups.ListGroups(ctx, req))
 }

@@ -11,6 +11,7 @@ import (
 func init() { register(47, 0, 0, handleOffsetDelete) }
 
 func handleOffsetDelete(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.OffsetDeleteRequest)
 	return respond(s.groups.OffsetDelete(ctx, req))
 }

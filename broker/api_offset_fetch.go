@@ -11,6 +11,7 @@ import (
 func init() { register(9, 0, 9, handleOffsetFetch) }
 
 func handleOffsetFetch(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.OffsetFetchRequest)
 	return respond(s.groups.OffsetFetch(ctx, req))
 }

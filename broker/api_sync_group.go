@@ -11,6 +11,7 @@ import (
 func init() { register(14, 0, 5, handleSyncGroup) }
 
 func handleSyncGroup(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.SyncGroupRequest)
 	return r.cc.later(func() *reply { return &reply{resp: s.groups.SyncGroup(ctx, req)} })
 }

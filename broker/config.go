@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -57,6 +58,21 @@ type Config struct {
 	ReplicaLagTimeMaxMs             int64
 	LogMessageTimestampDifferenceMs int64 // log.message.timestamp.difference.max.ms
 
+	// Tiered storage.
+	ObjectStore              string // object-store: file:///dir or s3://bucket/prefix; "" = file://<data-dir>/objects
+	S3Endpoint               string // s3-endpoint
+	S3Region                 string // s3-region
+	S3PathStyle              bool   // s3-path-style
+	S3AccessKey              string // s3-access-key ("" = the default AWS credential chain)
+	S3SecretKey              string // s3-secret-key
+	RemoteCacheDir           string // remote-cache-dir; "" = <data-dir>/remote-cache
+	RemoteCacheBytes         int64  // remote-cache-bytes
+	RemoteStorageEnable      bool   // log.remote.storage.enable: remote.storage.enable for new topics
+	LogLocalRetentionMs      int64  // log.local.retention.ms (-2 = log.retention.ms)
+	LogLocalRetentionBytes   int64  // log.local.retention.bytes (-2 = log.retention.bytes)
+	RemoteCopyThreads        int32  // remote.log.manager.copier.thread.pool.size
+	RemoteCopyMaxBytesPerSec int64  // remote.log.manager.copy.max.bytes.per.second (0 = unlimited)
+
 	// ExplicitKeys names the Kafka-style keys the operator set (file, env or
 	// flag), so DescribeConfigs can say STATIC_BROKER_CONFIG instead of
 	// DEFAULT_CONFIG.
@@ -102,6 +118,11 @@ func DefaultConfig() Config {
 		ControlledShutdownEnable:        true,
 		ReplicaLagTimeMaxMs:             30000,
 		LogMessageTimestampDifferenceMs: -1,
+		RemoteCacheBytes:                1 << 30,
+		RemoteStorageEnable:             true,
+		LogLocalRetentionMs:             -2,
+		LogLocalRetentionBytes:          -2,
+		RemoteCopyThreads:               4,
 	}
 }
 
@@ -193,6 +214,24 @@ func (c *Config) Validate() error {
 	}
 	if c.FetchMaxSessions < 0 {
 		bad("max.incremental.fetch.session.cache.slots", "must be >= 0, got %d", c.FetchMaxSessions)
+	}
+	if c.ObjectStore != "" && !strings.HasPrefix(c.ObjectStore, "file://") && !strings.HasPrefix(c.ObjectStore, "s3://") {
+		bad("object-store", "want file:///path or s3://bucket/prefix, got %q", c.ObjectStore)
+	}
+	if c.RemoteCacheBytes < 1<<20 {
+		bad("remote-cache-bytes", "must be at least 1 MiB, got %d", c.RemoteCacheBytes)
+	}
+	if c.LogLocalRetentionMs < -2 {
+		bad("log.local.retention.ms", "must be >= -2, got %d", c.LogLocalRetentionMs)
+	}
+	if c.LogLocalRetentionBytes < -2 {
+		bad("log.local.retention.bytes", "must be >= -2, got %d", c.LogLocalRetentionBytes)
+	}
+	if c.RemoteCopyThreads < 1 {
+		bad("remote.log.manager.copier.thread.pool.size", "must be >= 1, got %d", c.RemoteCopyThreads)
+	}
+	if c.RemoteCopyMaxBytesPerSec < 0 {
+		bad("remote.log.manager.copy.max.bytes.per.second", "must be >= 0, got %d", c.RemoteCopyMaxBytesPerSec)
 	}
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests", "must be >= 1, got %d", c.QueuedMaxRequests)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/strata-broker/strata/broker/internal/groups"
 	"github.com/strata-broker/strata/metadata"
 	"github.com/strata-broker/strata/proto"
 	"github.com/strata-broker/strata/storage"
@@ -60,8 +61,10 @@ func errorCode(log *slog.Logger, err error) int16 {
 		return kerr.TopicDeletionDisabled.Code
 	case errors.Is(err, errInvalidRequest):
 		return kerr.InvalidRequest.Code
-	case errors.Is(err, errCoordinatorNotReady):
+	case errors.Is(err, errCoordinatorNotReady), errors.Is(err, groups.ErrCoordinatorNotAvailable):
 		return kerr.CoordinatorNotAvailable.Code
+	case errors.Is(err, groups.ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
 	case errors.Is(err, errInvalidTimestamp):
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, metadata.ErrInvalidTopic):

@@ -41,7 +41,9 @@ func (o *offsetsTopic) ensure(ctx context.Context) error {
 		internal:    true,
 		// compact once the cleaner exists; segments stay small so
 		// retention of old commits can work on whole segments meanwhile.
-		configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600"},
+		// Not tiered: compacted topics tier only once compaction can
+		// rewrite remote segments.
+		configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600", "remote.storage.enable": "false"},
 	})
 	if isTopicExists(err) {
 		return nil
@@ -53,7 +55,7 @@ func (o *offsetsTopic) ensure(ctx context.Context) error {
 // until they are durable.
 func (o *offsetsTopic) Append(ctx context.Context, p int32, recs []groups.KV) error {
 	if err := o.ensure(ctx); err != nil {
-		return fmt.Errorf("%w: %v", errCoordinatorNotReady, err)
+		return fmt.Errorf("%w: %v", groups.ErrCoordinatorNotAvailable, err)
 	}
 	_, part, err := o.s.parts.get(offsetsTopicName, p)
 	if err != nil {

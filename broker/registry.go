@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"net"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/groups"
 	"github.com/strata-broker/strata/proto"
 )
 
@@ -49,5 +51,16 @@ func handlerFor(key, version int16) (handler, bool) {
 	return e.h, true
 }
 
-// serverFor gives handlers the server without a global.
-func (r *request) server() *Server { return r.cc.s }
+// groupCtx carries the client id and host the group coordinator names
+// members after, as Kafka does ("clientId-uuid", "/1.2.3.4").
+func (r *request) groupCtx(ctx context.Context) context.Context {
+	id := ""
+	if r.hdr.ClientID != nil {
+		id = *r.hdr.ClientID
+	}
+	host := r.cc.nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return groups.WithClient(ctx, id, "/"+host)
+}

@@ -125,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 		MinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
 		MaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
 		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
+		OffsetsRetention:      time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 	})
 	if err := s.offsets.load(); err != nil {
 		return nil, fmt.Errorf("load committed offsets: %w", err)

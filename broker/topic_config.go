@@ -108,6 +108,8 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "flush.messages", typ: typeLong, brokerKey: "log.flush.interval.messages", def: func(c *Config) string { return i64(c.LogFlushIntervalMessages) }, check: atLeast(1)},
 	{name: "flush.ms", typ: typeLong, brokerKey: "log.flush.interval.ms", def: func(c *Config) string { return i64(c.LogFlushIntervalMs) }, check: atLeast(0)},
 	{name: "index.interval.bytes", typ: typeInt, brokerKey: "log.index.interval.bytes", def: func(c *Config) string { return i64(int64(c.LogIndexIntervalBytes)) }, check: atLeast(0)},
+	{name: "local.retention.bytes", typ: typeLong, brokerKey: "log.local.retention.bytes", def: func(c *Config) string { return i64(c.LogLocalRetentionBytes) }, check: atLeast(-2)},
+	{name: "local.retention.ms", typ: typeLong, brokerKey: "log.local.retention.ms", def: func(c *Config) string { return i64(c.LogLocalRetentionMs) }, check: atLeast(-2)},
 	{name: "max.compaction.lag.ms", typ: typeLong, brokerKey: "log.cleaner.max.compaction.lag.ms", def: longMax, check: atLeast(1)},
 	{name: "max.message.bytes", typ: typeInt, brokerKey: "message.max.bytes", def: func(c *Config) string { return i64(int64(c.MessageMaxBytes)) }, check: atLeast(0)},
 	{name: "message.timestamp.type", typ: typeString, brokerKey: "log.message.timestamp.type", def: func(c *Config) string { return c.LogMessageTimestampType }, check: oneOf("CreateTime", "LogAppendTime")},
@@ -123,6 +125,7 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "min.compaction.lag.ms", typ: typeLong, brokerKey: "log.cleaner.min.compaction.lag.ms", def: fixed("0"), check: atLeast(0)},
 	{name: "min.insync.replicas", typ: typeInt, brokerKey: "min.insync.replicas", def: func(c *Config) string { return i64(int64(c.MinInsyncReplicas)) }, check: atLeast(1)},
 	{name: "preallocate", typ: typeBool, brokerKey: "log.preallocate", def: fixed("false")},
+	{name: "remote.storage.enable", typ: typeBool, brokerKey: "log.remote.storage.enable", def: func(c *Config) string { return strconv.FormatBool(c.RemoteStorageEnable) }},
 	{name: "retention.bytes", typ: typeLong, brokerKey: "log.retention.bytes", def: func(c *Config) string { return i64(c.LogRetentionBytes) }, check: atLeast(-1)},
 	{name: "retention.ms", typ: typeLong, brokerKey: "log.retention.ms", def: func(c *Config) string { return i64(c.LogRetentionMs) }, check: atLeast(-1)},
 	{name: "segment.bytes", typ: typeInt, brokerKey: "log.segment.bytes", def: func(c *Config) string { return i64(c.LogSegmentBytes) }, check: atLeast(14)},
@@ -153,6 +156,36 @@ func validateTopicConfig(name, value string) error {
 		if err := d.check(value); err != nil {
 			return fmt.Errorf("%w: %s=%q: %v", errInvalidConfig, name, value, err)
 		}
+	}
+	return nil
+}
+
+// validateTopicConfigs checks a topic's whole config set: each value, then
+// the rules that tie configs together (as Kafka: local retention within
+// total retention; tiering cannot be switched off once on). old is the
+// current set (nil for a new topic).
+func (s *Server) validateTopicConfigs(next, old map[string]string) error {
+	for k, v := range next {
+		if err := validateTopicConfig(k, v); err != nil {
+			return err
+		}
+	}
+	get := func(m map[string]string, name string) string {
+		v, _ := s.effectiveConfig(m, topicConfigByName[name])
+		return v
+	}
+	num := func(name string) int64 {
+		v, _ := strconv.ParseInt(get(next, name), 10, 64)
+		return v
+	}
+	for _, pair := range [][2]string{{"local.retention.ms", "retention.ms"}, {"local.retention.bytes", "retention.bytes"}} {
+		local, total := num(pair[0]), num(pair[1])
+		if local != -2 && total != -1 && (local == -1 || local > total) {
+			return errInvalidConfigf("%s (%d) must not exceed %s (%d)", pair[0], local, pair[1], total)
+		}
+	}
+	if old != nil && get(old, "remote.storage.enable") == "true" && get(next, "remote.storage.enable") == "false" {
+		return errInvalidConfigf("remote.storage.enable cannot be switched off once on; delete the topic instead")
 	}
 	return nil
 }

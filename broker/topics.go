@@ -49,10 +49,8 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	if brokers := int16(len(s.meta.Brokers())); spec.replication > brokers {
 		return t, fmt.Errorf("%w: replication factor %d larger than available brokers %d", errInvalidReplication, spec.replication, brokers)
 	}
-	for k, v := range spec.configs {
-		if err := validateTopicConfig(k, v); err != nil {
-			return t, err
-		}
+	if err := s.validateTopicConfigs(spec.configs, nil); err != nil {
+		return t, err
 	}
 	if _, ok := s.meta.Topic(spec.name); ok {
 		return t, fmt.Errorf("topic %q: %w", spec.name, metadata.ErrTopicExists)

@@ -33,6 +33,8 @@ func main() {
 	fs.IntVar(&cfg.LatencySize, "latency-size", cfg.LatencySize, "record size of the latency run")
 	fs.DurationVar(&cfg.LatencyDuration, "latency-duration", cfg.LatencyDuration, "length of the latency run")
 	fs.DurationVar(&cfg.LimitDuration, "limit-duration", cfg.LimitDuration, "length of each machine limit measurement")
+	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long a started broker may take to answer")
+	fs.DurationVar(&cfg.ConsumeTimeout, "consume-timeout", cfg.ConsumeTimeout, "how long reading one topic back may take")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	fs.Parse(os.Args[1:])

@@ -116,6 +116,11 @@ func (c *Coordinator) joinGroup(id string, j joinRequest, reply func(joinResult)
 			return
 		}
 		g = c.createGroup(id)
+		defer func() {
+			if g.bare() { // the join failed: do not leave an empty shell behind
+				c.removeGroup(g)
+			}
+		}()
 	}
 	if !c.acceptJoiningMember(g, j.memberID) {
 		if m := g.members[j.memberID]; m != nil {

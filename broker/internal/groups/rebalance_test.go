@@ -404,6 +404,9 @@ func TestJoinValidation(t *testing.T) {
 			}
 		})
 	}
+	if l := h.list(3, nil, nil); len(l) != 1 {
+		t.Fatalf("failed joins left groups behind: %+v", l)
+	}
 }
 
 func TestProtocolSelectionByVotes(t *testing.T) {
@@ -565,5 +568,70 @@ func TestUnload(t *testing.T) {
 	h.log.replay(h.c)
 	if d := h.describe(g)[0]; d.State != "Stable" || len(d.Members) != 2 {
 		t.Fatalf("reloaded %+v", d)
+	}
+}
+
+func TestLeaderThatDoesNotRejoinIsReplaced(t *testing.T) {
+	h := newHarness(t)
+	const g = "grp"
+	leader, follower := h.stableGroup(g)
+	// The follower changes its subscription; the leader never rejoins.
+	j := h.join(joinReq(9, g, follower, proto{"range", subscription("t1", "t9")}))
+	h.awaitingJoin(g, 1)
+	for i := 0; i < 6; i++ {
+		h.clk.Advance(5 * time.Second)
+		h.heartbeat(g, follower, 1)
+	}
+	r := recv(t, j)
+	if r.ErrorCode != 0 || r.LeaderID != follower || len(r.Members) != 1 || r.Generation != 2 {
+		t.Fatalf("join %+v", r)
+	}
+	if code := h.heartbeat(g, leader, 1); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("old leader: %d", code)
+	}
+}
+
+func TestStaticMembersSurviveMissingARebalance(t *testing.T) {
+	h := newHarness(t)
+	const g = "static"
+	ja := h.join(staticJoinReq(5, g, "", "a"))
+	h.awaitingJoin(g, 1)
+	jb := h.join(staticJoinReq(5, g, "", "b"))
+	h.awaitingJoin(g, 2)
+	h.clk.Advance(2 * testDelay)
+	ra, rb := recv(t, ja), recv(t, jb)
+	sb := h.syncGroup(5, g, rb.MemberID, 1, nil)
+	h.awaitingSync(g, 1)
+	recv(t, h.syncGroup(5, g, ra.MemberID, 1, map[string][]byte{ra.MemberID: []byte("1"), rb.MemberID: []byte("2")}))
+	recv(t, sb)
+
+	// a (the leader) forces a rebalance; b is slow but static: it keeps its
+	// place instead of being dropped at the rebalance timeout.
+	j := h.join(staticJoinReq(5, g, ra.MemberID, "a"))
+	h.awaitingJoin(g, 1)
+	for i := 0; i < 6; i++ {
+		h.clk.Advance(5 * time.Second)
+		h.heartbeat(g, rb.MemberID, 1)
+	}
+	r := recv(t, j)
+	if r.ErrorCode != 0 || r.Generation != 2 || len(r.Members) != 2 {
+		t.Fatalf("join %+v", r)
+	}
+}
+
+func TestRealClock(t *testing.T) {
+	c := New(Config{Partitions: 3, Log: newMemLog(), InitialRebalanceDelay: 5 * time.Millisecond})
+	defer c.Close()
+	ctx := WithClient(context.Background(), "rc", "/h")
+	r := c.JoinGroup(ctx, joinReq(9, "g", ""))
+	r = c.JoinGroup(ctx, joinReq(9, "g", r.MemberID)) // completes when the delay timer fires
+	if r.ErrorCode != 0 || r.Generation != 1 {
+		t.Fatalf("join %+v", r)
+	}
+	s := kmsg.NewPtrSyncGroupRequest()
+	s.Version, s.Group, s.MemberID, s.Generation = 3, "g", r.MemberID, 1
+	s.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: r.MemberID, MemberAssignment: []byte("x")}}
+	if resp := c.SyncGroup(ctx, s); resp.ErrorCode != 0 || string(resp.MemberAssignment) != "x" {
+		t.Fatalf("sync %+v", resp)
 	}
 }

@@ -166,6 +166,13 @@ func readFrame(t *testing.T, c net.Conn) []byte {
 // and read back.
 func healthy(ctx context.Context, t *testing.T, b *brokerProc) {
 	t.Helper()
+	select {
+	case <-b.exited():
+		t.Fatalf("the broker died: %v", b.exitErr())
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.AllowAutoTopicCreation(),
 		kgo.ConsumeTopics("health"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-1)),
 		kgo.FetchMaxWait(200*time.Millisecond))

@@ -40,7 +40,7 @@ func TestCrashLoop(t *testing.T) {
 	var (
 		mu     sync.Mutex
 		acked  = map[int]pos{} // record number -> where it was acknowledged
-		failed int
+		failed int             // records the client gave up on: allowed, they were never acknowledged
 		nAcked atomic.Int64
 	)
 	prod := b.Client(
@@ -51,17 +51,19 @@ func TestCrashLoop(t *testing.T) {
 		kgo.UnknownTopicRetries(-1), // a restarting broker may not know the topic for a moment
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
 	)
-	pctx, stopProducing := context.WithCancel(ctx)
-	var produced atomic.Int64
-	var wg sync.WaitGroup
+	var (
+		produced atomic.Int64
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; pctx.Err() == nil; i++ {
+		for i := 0; !stop.Load() && ctx.Err() == nil; i++ {
 			r := &kgo.Record{Topic: topic, Partition: int32(i % partitions), Value: []byte(strconv.Itoa(i))}
 			n := i
 			// Produce blocks while MaxBufferedRecords are in flight.
-			prod.Produce(pctx, r, func(r *kgo.Record, err error) {
+			prod.Produce(ctx, r, func(r *kgo.Record, err error) {
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -83,16 +85,21 @@ func TestCrashLoop(t *testing.T) {
 		})
 	}
 	for round := range rounds {
-		// A random kill point: somewhere after 100 to 1,000 more acks.
-		target := nAcked.Load() + 100 + int64(rng.IntN(900))
-		waitAcked(target)
+		// Once the producer is making progress again, kill at a random
+		// moment: mid-append, mid-fsync, between requests.
+		waitAcked(nAcked.Load() + 1)
+		select {
+		case <-time.After(time.Duration(rng.IntN(500)) * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
 		b.Kill()
 		t.Logf("round %d: killed after %d acks, %d produced", round, nAcked.Load(), produced.Load())
 		b.Restart()
 	}
 	// The producer must get going again after the last restart.
 	waitAcked(nAcked.Load() + 200)
-	stopProducing()
+	stop.Store(true)
 	wg.Wait()
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -133,23 +140,30 @@ func TestCrashLoop(t *testing.T) {
 	}
 
 	seen := map[int]pos{}
+	problems := 0
+	report := func(format string, args ...any) {
+		t.Helper()
+		if problems++; problems <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
 	for p, rs := range logged {
 		prev := -1
 		for i, r := range rs {
 			if i > 0 && r.Offset != rs[i-1].Offset+1 {
-				t.Errorf("partition %d: offset %d follows %d (a gap)", p, r.Offset, rs[i-1].Offset)
+				report("partition %d: offset %d follows %d (a gap)", p, r.Offset, rs[i-1].Offset)
 			}
 			n, err := strconv.Atoi(string(r.Value))
 			if err != nil || n < 0 || n >= total || int32(n%partitions) != p {
-				t.Errorf("partition %d offset %d: record %q was never produced there", p, r.Offset, r.Value)
+				report("partition %d offset %d: record %q was never produced there", p, r.Offset, r.Value)
 				continue
 			}
 			if first, dup := seen[n]; dup {
-				t.Errorf("record %d twice: at %d/%d and %d/%d", n, first.partition, first.offset, p, r.Offset)
+				report("record %d twice: at %d/%d and %d/%d", n, first.partition, first.offset, p, r.Offset)
 			}
 			seen[n] = pos{p, r.Offset}
 			if n <= prev {
-				t.Errorf("partition %d: record %d at offset %d after record %d (order lost)", p, n, r.Offset, prev)
+				report("partition %d: record %d at offset %d after record %d (order lost)", p, n, r.Offset, prev)
 			}
 			prev = n
 		}
@@ -163,13 +177,16 @@ func TestCrashLoop(t *testing.T) {
 		case !ok:
 			lost++
 			if lost <= 10 {
-				t.Errorf("acknowledged record %d (at %d/%d) is missing", n, at.partition, at.offset)
+				report("acknowledged record %d (at %d/%d) is missing", n, at.partition, at.offset)
 			}
 		case got != at:
-			t.Errorf("acknowledged record %d at %d/%d is in the log at %d/%d", n, at.partition, at.offset, got.partition, got.offset)
+			report("acknowledged record %d at %d/%d is in the log at %d/%d", n, at.partition, at.offset, got.partition, got.offset)
 		}
 	}
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged records lost", lost, len(acked))
+	}
+	if problems > 20 {
+		t.Errorf("%d problems in all (first 20 shown)", problems)
 	}
 }
