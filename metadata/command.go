@@ -33,15 +33,17 @@ import (
 type cmdType uint16
 
 const (
-	cmdInitCluster         cmdType = 1
-	cmdRegisterBroker      cmdType = 2
-	cmdCreateTopic         cmdType = 3
-	cmdDeleteTopic         cmdType = 4
-	cmdCreatePartitions    cmdType = 5
-	cmdAlterTopicConfigs   cmdType = 6
-	cmdAllocateProducerIDs cmdType = 7
-	// Reserved for the multi-voter issue: broker heartbeat/fencing,
-	// AlterPartition (ISR and leader changes), remote manifest updates.
+	cmdInitCluster          cmdType = 1
+	cmdRegisterBroker       cmdType = 2
+	cmdCreateTopic          cmdType = 3
+	cmdDeleteTopic          cmdType = 4
+	cmdCreatePartitions     cmdType = 5
+	cmdAlterTopicConfigs    cmdType = 6
+	cmdAllocateProducerIDs  cmdType = 7
+	cmdAddRemoteSegment     cmdType = 8
+	cmdRemoveRemoteSegments cmdType = 9
+	// Still to come: broker heartbeat/fencing, AlterPartition (ISR and
+	// leader changes).
 )
 
 func (t cmdType) String() string {
@@ -60,6 +62,10 @@ func (t cmdType) String() string {
 		return "AlterTopicConfigs"
 	case cmdAllocateProducerIDs:
 		return "AllocateProducerIDs"
+	case cmdAddRemoteSegment:
+		return "AddRemoteSegment"
+	case cmdRemoveRemoteSegments:
+		return "RemoveRemoteSegments"
 	}
 	return fmt.Sprintf("cmdType(%d)", uint16(t))
 }
@@ -67,13 +73,15 @@ func (t cmdType) String() string {
 // maxVersion is the newest payload version of each type this binary can
 // apply. A type missing here is unknown.
 var maxVersion = map[cmdType]uint16{
-	cmdInitCluster:         1,
-	cmdRegisterBroker:      1,
-	cmdCreateTopic:         1,
-	cmdDeleteTopic:         1,
-	cmdCreatePartitions:    1,
-	cmdAlterTopicConfigs:   1,
-	cmdAllocateProducerIDs: 1,
+	cmdInitCluster:          1,
+	cmdRegisterBroker:       1,
+	cmdCreateTopic:          1,
+	cmdDeleteTopic:          1,
+	cmdCreatePartitions:     1,
+	cmdAlterTopicConfigs:    1,
+	cmdAllocateProducerIDs:  1,
+	cmdAddRemoteSegment:     1,
+	cmdRemoveRemoteSegments: 1,
 }
 
 const envelopeHeaderSize = 4
@@ -123,13 +131,32 @@ type allocateProducerIDsV1 struct {
 	Count int64 `json:"count"`
 }
 
-func (*initClusterV1) kind() (cmdType, uint16)         { return cmdInitCluster, 1 }
-func (*registerBrokerV1) kind() (cmdType, uint16)      { return cmdRegisterBroker, 1 }
-func (*createTopicV1) kind() (cmdType, uint16)         { return cmdCreateTopic, 1 }
-func (*deleteTopicV1) kind() (cmdType, uint16)         { return cmdDeleteTopic, 1 }
-func (*createPartitionsV1) kind() (cmdType, uint16)    { return cmdCreatePartitions, 1 }
-func (*alterTopicConfigsV1) kind() (cmdType, uint16)   { return cmdAlterTopicConfigs, 1 }
-func (*allocateProducerIDsV1) kind() (cmdType, uint16) { return cmdAllocateProducerIDs, 1 }
+// addRemoteSegmentV1 appends one uploaded segment to a partition's remote
+// manifest (fsm.addRemoteSegment has the rules).
+type addRemoteSegmentV1 struct {
+	TopicID   uuid.UUID        `json:"topic_id"`
+	Partition int32            `json:"partition"`
+	Segment   remoteSegmentRec `json:"segment"`
+}
+
+// removeRemoteSegmentsV1 drops a prefix of a partition's remote manifest
+// and raises its log start offset (fsm.removeRemoteSegments has the rules).
+type removeRemoteSegmentsV1 struct {
+	TopicID        uuid.UUID `json:"topic_id"`
+	Partition      int32     `json:"partition"`
+	IDs            []string  `json:"ids"`
+	LogStartOffset int64     `json:"log_start_offset"`
+}
+
+func (*initClusterV1) kind() (cmdType, uint16)          { return cmdInitCluster, 1 }
+func (*registerBrokerV1) kind() (cmdType, uint16)       { return cmdRegisterBroker, 1 }
+func (*createTopicV1) kind() (cmdType, uint16)          { return cmdCreateTopic, 1 }
+func (*deleteTopicV1) kind() (cmdType, uint16)          { return cmdDeleteTopic, 1 }
+func (*createPartitionsV1) kind() (cmdType, uint16)     { return cmdCreatePartitions, 1 }
+func (*alterTopicConfigsV1) kind() (cmdType, uint16)    { return cmdAlterTopicConfigs, 1 }
+func (*allocateProducerIDsV1) kind() (cmdType, uint16)  { return cmdAllocateProducerIDs, 1 }
+func (*addRemoteSegmentV1) kind() (cmdType, uint16)     { return cmdAddRemoteSegment, 1 }
+func (*removeRemoteSegmentsV1) kind() (cmdType, uint16) { return cmdRemoveRemoteSegments, 1 }
 
 // encodeCommand builds the envelope for c.
 func encodeCommand(c command) ([]byte, error) {
@@ -175,6 +202,10 @@ func decodeCommand(data []byte) (command, error) {
 		c = new(alterTopicConfigsV1)
 	case cmdAllocateProducerIDs:
 		c = new(allocateProducerIDsV1)
+	case cmdAddRemoteSegment:
+		c = new(addRemoteSegmentV1)
+	case cmdRemoveRemoteSegments:
+		c = new(removeRemoteSegmentsV1)
 	}
 	if err := decodeStrict(data[envelopeHeaderSize:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformedCommand, t, v, err)

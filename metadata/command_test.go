@@ -46,6 +46,12 @@ func TestCommandEncoding(t *testing.T) {
 			`"partitions":[{"index":1,"replicas":[2],"isr":null,"leader":-1,"leader_epoch":0,"partition_epoch":0}]}`},
 		{&alterTopicConfigsV1{TopicID: idA, Set: map[string]string{"b": "2", "a": "1"}, Delete: []string{"c"}}, `00060001{"topic_id":"0a1b2c3d-0000-4000-8000-00000000000a","set":{"a":"1","b":"2"},"delete":["c"]}`},
 		{&allocateProducerIDsV1{Count: 1000}, `00070001{"count":1000}`},
+		{&addRemoteSegmentV1{TopicID: idA, Partition: 2, Segment: remoteSegmentRec{ID: "u1", BaseOffset: 100, LastOffset: 199, Size: 4096,
+			MaxTimestamp: 1700000000000, Epochs: []remoteEpochRec{{Epoch: 3, StartOffset: 150}}, IndexSize: 80, TimeIndexSize: 120}},
+			`00080001{"topic_id":"0a1b2c3d-0000-4000-8000-00000000000a","partition":2,"segment":{"id":"u1","base_offset":100,"last_offset":199,` +
+				`"size":4096,"max_timestamp":1700000000000,"epochs":[{"epoch":3,"start_offset":150}],"index_size":80,"time_index_size":120}}`},
+		{&removeRemoteSegmentsV1{TopicID: idA, Partition: 2, IDs: []string{"u0", "u1"}, LogStartOffset: 200},
+			`00090001{"topic_id":"0a1b2c3d-0000-4000-8000-00000000000a","partition":2,"ids":["u0","u1"],"log_start_offset":200}`},
 	}
 	for _, tc := range tests {
 		t.Run(reflect.TypeOf(tc.cmd).Elem().Name(), func(t *testing.T) {

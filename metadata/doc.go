@@ -2,19 +2,27 @@
 // machine (hashicorp/raft, raft-boltdb for the log and stable store, file
 // snapshots) holding the cluster id, registered brokers, topics by name and
 // by UUID, their partitions (replicas, ISR, leader, leader epoch, partition
-// epoch) and the next free producer id. It plays the part of Kafka's KRaft
-// controller quorum; the Raft leader is the active controller.
+// epoch), the remote manifest of each tiered partition (the segments
+// uploaded to object storage, and the remote log start offset) and the next
+// free producer id. It plays the part of Kafka's KRaft controller quorum;
+// the Raft leader is the active controller.
 //
 // This version runs one voter (in-memory transport, no port) or a TCP
 // transport that already works for several voters. Broker fencing, ISR
-// changes, remote manifests and membership changes arrive as new command
-// types later.
+// changes and membership changes arrive as new command types later.
+//
+// Remote manifests are plain data here: this package does not import
+// tiering; the broker adapts tiering.ManifestStore to RemoteManifest,
+// AddRemoteSegment and RemoveRemoteSegments. They live in the Raft state,
+// so a restart loads them from the snapshot instead of replaying history.
 //
 // # Files
 //
 //   - types.go: public types, sentinel errors, Config, ValidTopicName.
 //   - command.go: the versioned command envelope (the on-disk log format).
 //   - fsm.go: the state, command handlers, snapshots.
+//   - remote.go: remote manifests: records, their commands' rules, the
+//     Store methods.
 //   - store.go: Store: Raft wiring, proposals, reads, lifecycle.
 //   - transport.go: Raft transports; a TCP stream layer that closes the
 //     connections it accepted (Raft's own leaves their goroutines running).
@@ -34,12 +42,19 @@
 //     is the lesser harm. Upgrade all voters before using new commands.
 //   - Snapshots are the full state in a versioned JSON document; Restore
 //     replaces the state entirely and refuses (with an error, not a panic)
-//     a format it does not know.
+//     a format it does not know. Format 2 adds remote manifests to format 1;
+//     Persist writes format 1 while there are none, and both are read.
 //   - Records in the state are immutable; a change replaces the record.
 //   - A command, once handed to Raft, runs to completion. Callers' contexts
 //     bound only how long they wait for the result: a caller that gives up
 //     gets ctx's error and the command may still be applied. Never derive a
 //     Raft timeout from a caller's deadline.
+//   - A remote manifest is sorted and contiguous (each segment starts at
+//     the previous LastOffset+1), its segment ids are unique, and its log
+//     start offset never decreases and covers every removed segment.
+//     Adding a segment is idempotent by id; removal takes only the oldest
+//     segments, so no hole can appear. Only existing partitions have one:
+//     DeleteTopic drops a topic's manifests.
 //   - Producer ids are handed out in disjoint, increasing blocks, also across
 //     restarts (the counter is in the replicated state).
 //   - A fresh directory is bootstrapped once (raft.HasExistingState); a
@@ -52,8 +67,10 @@
 //
 // Raft applies entries on its own FSM goroutine, which is the only writer of
 // the state. A sync.RWMutex guards the state pointer and the Watch channel;
-// readers take the read lock and copy out, so callers own what they get.
-// Watch channels are closed under the write lock after each change.
+// readers take the read lock and copy out, so callers own what they get (a
+// remote manifest, which may be long, is copied after the unlock: its record
+// is immutable). Watch channels are closed under the write lock after each
+// change, manifest changes included.
 //
 // Store.run (one goroutine, owned by the Store) reacts to leadership: after
 // becoming leader it issues a Raft barrier so the whole log is applied, then

@@ -55,13 +55,17 @@ type state struct {
 	topics         map[uuid.UUID]*topicRec
 	names          map[string]uuid.UUID // derived index: name -> id
 	nextProducerID int64
+	// manifests holds remote manifests of existing partitions only; a
+	// partition with nothing recorded has no entry (never a zero record).
+	manifests map[partKey]*manifestRec
 }
 
 func newState() *state {
 	return &state{
-		brokers: map[int32]*brokerRec{},
-		topics:  map[uuid.UUID]*topicRec{},
-		names:   map[string]uuid.UUID{},
+		brokers:   map[int32]*brokerRec{},
+		topics:    map[uuid.UUID]*topicRec{},
+		names:     map[string]uuid.UUID{},
+		manifests: map[partKey]*manifestRec{},
 	}
 }
 
@@ -73,6 +77,7 @@ func (s *state) clone() *state {
 		topics:         maps.Clone(s.topics),
 		names:          maps.Clone(s.names),
 		nextProducerID: s.nextProducerID,
+		manifests:      maps.Clone(s.manifests),
 	}
 }
 
@@ -138,6 +143,10 @@ func (f *fsm) apply(c command) applyResult {
 		changed, res.err = f.alterTopicConfigs(c)
 	case *allocateProducerIDsV1:
 		changed, res = f.allocateProducerIDs(c)
+	case *addRemoteSegmentV1:
+		changed, res.err = f.addRemoteSegment(c)
+	case *removeRemoteSegmentsV1:
+		changed, res.err = f.removeRemoteSegments(c)
 	default:
 		t, v := c.kind()
 		panic(fmt.Sprintf("metadata: decoded command %s v%d has no FSM handler", t, v))
@@ -225,6 +234,13 @@ func (f *fsm) deleteTopic(c *deleteTopicV1) (bool, error) {
 	}
 	delete(f.st.topics, t.ID)
 	delete(f.st.names, t.Name)
+	// The manifests go with the topic: the broker deletes the objects,
+	// driven by the manifests it read before proposing this. (Logs written
+	// before manifests existed have none to drop, so DeleteTopic v1 still
+	// means the same on every replica.)
+	for i := range t.Partitions {
+		delete(f.st.manifests, partKey{t.ID, int32(i)})
+	}
 	return true, nil
 }
 
@@ -471,8 +487,22 @@ func (t *topicRec) public() Topic {
 // A snapshot is one JSON object whose "format" field says how to read the
 // rest. Restore refuses a format it does not know (an error, not a panic:
 // raft then keeps the state it had, so nothing diverges).
+//
+// Formats:
+//
+//	1: cluster id, brokers, topics, next producer id.
+//	2: format 1 plus "remote_manifests".
+//
+// Persist writes the oldest format that can hold the state: format 1 as
+// long as no remote manifest exists. A voter still running a binary that
+// only reads format 1 can then install snapshots from upgraded peers until
+// remote storage is actually used (which needs every voter upgraded anyway,
+// for the commands).
 
-const snapshotFormat = 1
+const (
+	snapshotFormatV1 = 1
+	snapshotFormatV2 = 2
+)
 
 type snapshotV1 struct {
 	Format         int          `json:"format"`
@@ -480,6 +510,13 @@ type snapshotV1 struct {
 	Brokers        []*brokerRec `json:"brokers"`
 	Topics         []*topicRec  `json:"topics"`
 	NextProducerID int64        `json:"next_producer_id"`
+}
+
+// snapshotV2's JSON is snapshotV1's fields (embedded) followed by
+// remote_manifests, sorted by topic id, then partition.
+type snapshotV2 struct {
+	snapshotV1
+	RemoteManifests []*manifestRec `json:"remote_manifests"`
 }
 
 // Snapshot captures the state. Raft calls it on the FSM goroutine, so
@@ -523,9 +560,11 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() {}
 
-func encodeSnapshot(st *state) *snapshotV1 {
-	snap := &snapshotV1{
-		Format:         snapshotFormat,
+// encodeSnapshot returns the document to marshal: a *snapshotV1 or, when
+// there are remote manifests, a *snapshotV2.
+func encodeSnapshot(st *state) any {
+	snap := snapshotV1{
+		Format:         snapshotFormatV1,
 		ClusterID:      st.clusterID,
 		Brokers:        slices.Collect(maps.Values(st.brokers)),
 		Topics:         slices.Collect(maps.Values(st.topics)),
@@ -533,7 +572,13 @@ func encodeSnapshot(st *state) *snapshotV1 {
 	}
 	slices.SortFunc(snap.Brokers, func(a, b *brokerRec) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(snap.Topics, func(a, b *topicRec) int { return cmp.Compare(a.Name, b.Name) })
-	return snap
+	if len(st.manifests) == 0 {
+		return &snap
+	}
+	snap.Format = snapshotFormatV2
+	v2 := &snapshotV2{snapshotV1: snap, RemoteManifests: slices.Collect(maps.Values(st.manifests))}
+	slices.SortFunc(v2.RemoteManifests, compareManifests)
+	return v2
 }
 
 // decodeSnapshot parses and checks a snapshot. It never panics, whatever the
@@ -545,12 +590,23 @@ func decodeSnapshot(data []byte) (*state, error) {
 	if err := json.Unmarshal(data, &hdr); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 	}
-	if hdr.Format != snapshotFormat {
-		return nil, fmt.Errorf("%w: format %d (this binary reads %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormat)
-	}
-	var snap snapshotV1
-	if err := decodeStrict(data, &snap); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+	var (
+		snap      snapshotV1
+		manifests []*manifestRec
+	)
+	switch hdr.Format {
+	case snapshotFormatV1:
+		if err := decodeStrict(data, &snap); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+		}
+	case snapshotFormatV2:
+		var v2 snapshotV2
+		if err := decodeStrict(data, &v2); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+		}
+		snap, manifests = v2.snapshotV1, v2.RemoteManifests
+	default:
+		return nil, fmt.Errorf("%w: format %d (this binary reads %d to %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormatV1, snapshotFormatV2)
 	}
 	st := newState()
 	st.clusterID = snap.ClusterID
@@ -596,6 +652,10 @@ func decodeSnapshot(data []byte) (*state, error) {
 		t.Configs = cloneConfigs(t.Configs)
 		st.topics[t.ID] = t
 		st.names[t.Name] = t.ID
+	}
+	// After the topics: a manifest must name an existing partition.
+	if err := restoreManifests(st, manifests); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 	}
 	return st, nil
 }

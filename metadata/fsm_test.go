@@ -43,15 +43,19 @@ func topicCmd(name string, id uuid.UUID, parts ...partitionRec) *createTopicV1 {
 	return &createTopicV1{Topic: topicRec{Name: name, ID: id, Partitions: parts}}
 }
 
+// fsmCase applies setup, then cmd, and checks the outcome. A rejected
+// command must leave the state exactly as it was.
+type fsmCase struct {
+	name    string
+	setup   []command
+	cmd     command
+	wantErr error // nil: success
+	changed bool  // whether Watch must fire
+	check   func(t *testing.T, f *fsm, res applyResult)
+}
+
 func TestFSMCommands(t *testing.T) {
-	tests := []struct {
-		name    string
-		setup   []command
-		cmd     command
-		wantErr error // nil: success
-		changed bool  // whether Watch must fire
-		check   func(t *testing.T, f *fsm, res applyResult)
-	}{
+	runFSMCases(t, []fsmCase{
 		{
 			name:    "init cluster",
 			cmd:     &initClusterV1{ClusterID: "abc"},
@@ -269,7 +273,11 @@ func TestFSMCommands(t *testing.T) {
 			cmd:     &allocateProducerIDsV1{Count: 1},
 			wantErr: ErrInvalidArgument,
 		},
-	}
+	})
+}
+
+func runFSMCases(t *testing.T, tests []fsmCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFSM()
@@ -343,6 +351,7 @@ func sampleCommands() []command {
 			Partitions: []partitionRec{part(0, 1, 2), {Index: 1, Replicas: []int32{2, 1}, Leader: -1}}}},
 		&createTopicV1{Topic: topicRec{Name: "__consumer_offsets", ID: idB, Internal: true, Partitions: []partitionRec{part(0, 1)}}},
 		&createTopicV1{Topic: topicRec{Name: "gone", ID: idC, Partitions: []partitionRec{part(0, 2)}}},
+		&addRemoteSegmentV1{TopicID: idC, Partition: 0, Segment: seg("g0", 0, 9)},
 		&deleteTopicV1{ID: idC},
 		&createPartitionsV1{TopicID: idA, Partitions: []partitionRec{part(2, 1)}},
 		&alterTopicConfigsV1{TopicID: idA, Set: map[string]string{"cleanup.policy": "compact"}},
@@ -350,6 +359,15 @@ func sampleCommands() []command {
 		&alterTopicConfigsV1{TopicID: idB, Delete: []string{"a"}},
 		&allocateProducerIDsV1{Count: 1000},
 		&allocateProducerIDsV1{Count: 1000},
+		// Remote manifests: one with segments and a raised log start, one
+		// emptied (only its log start is left), one with a log start only.
+		&addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("s0", 0, 99, remoteEpochRec{Epoch: 0, StartOffset: 0}, remoteEpochRec{Epoch: 3, StartOffset: 50})},
+		&addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("s1", 100, 199)},
+		&addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("s2", 200, 299, remoteEpochRec{Epoch: 4, StartOffset: 250})},
+		&removeRemoteSegmentsV1{TopicID: idA, Partition: 0, IDs: []string{"s0"}, LogStartOffset: 150},
+		&addRemoteSegmentV1{TopicID: idA, Partition: 2, Segment: seg("t0", 1000, 1999)},
+		&removeRemoteSegmentsV1{TopicID: idA, Partition: 2, IDs: []string{"t0"}},
+		&removeRemoteSegmentsV1{TopicID: idB, Partition: 0, LogStartOffset: 42},
 	}
 }
 
@@ -371,6 +389,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	applyCmd(t, f, &alterTopicConfigsV1{TopicID: idA, Set: map[string]string{"cleanup.policy": "delete"}})
 	applyCmd(t, f, &createPartitionsV1{TopicID: idA, Partitions: []partitionRec{part(3, 1)}})
 	applyCmd(t, f, &deleteTopicV1{ID: idB})
+	applyCmd(t, f, &addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("late", 300, 399)})
+	applyCmd(t, f, &removeRemoteSegmentsV1{TopicID: idA, Partition: 0, IDs: []string{"s1"}})
 
 	sink := &memSink{}
 	if err := snap.Persist(sink); err != nil {
@@ -400,6 +420,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if res := applyCmd(t, g, topicCmd("orders", uuid.New())); !errors.Is(res.err, ErrTopicExists) {
 		t.Errorf("re-creating a restored topic: %v, want ErrTopicExists", res.err)
+	}
+	// So do the manifests: retries are still no-ops, the end is still 300.
+	if res := applyCmd(t, g, &addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("s2", 200, 299)}); res.err != nil {
+		t.Errorf("retry of a restored segment: %v", res.err)
+	}
+	if res := applyCmd(t, g, &addRemoteSegmentV1{TopicID: idA, Partition: 0, Segment: seg("s3", 300, 399)}); res.err != nil {
+		t.Errorf("next segment after restore: %v", res.err)
+	}
+	if m := g.remoteManifest(idA, 2); m.LogStartOffset != 2000 || m.Segments != nil {
+		t.Errorf("emptied manifest after restore = %+v, want log start 2000 and no segments", m)
+	}
+	if m := g.remoteManifest(idB, 0); m.LogStartOffset != 42 {
+		t.Errorf("log-start-only manifest after restore = %+v, want log start 42", m)
 	}
 }
 
@@ -432,7 +465,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", ""},
 		{"not json", "garbage"},
 		{"null", "null"},
-		{"newer format", `{"format":2}`},
+		{"newer format", `{"format":3}`},
 		{"unknown field", `{"format":1,"surprise":true}`},
 		{"trailing data", valid + "{}"},
 		{"duplicate topic", `{"format":1,"topics":[` +

@@ -38,7 +38,7 @@ const (
 )
 
 // Store is the cluster metadata: a Raft node whose FSM holds brokers, topics,
-// partitions and producer id blocks. Writes go through the Raft log; reads are
+// partitions, remote manifests and producer id blocks. Writes go through the Raft log; reads are
 // served from this node's applied state.
 type Store struct {
 	cfg  Config

@@ -20,7 +20,9 @@ var (
 	ErrNotLeader = errors.New("metadata: not the raft leader")
 	// ErrTopicExists: a topic with this name, or this topic id, exists.
 	ErrTopicExists = errors.New("metadata: topic already exists")
-	// ErrUnknownTopic: no topic with this id.
+	// ErrUnknownTopic: no topic with this id or, for a per-partition
+	// command (remote manifests), no such partition in it; Kafka folds both
+	// into UNKNOWN_TOPIC_OR_PARTITION.
 	ErrUnknownTopic = errors.New("metadata: unknown topic")
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("metadata: store closed")
@@ -31,7 +33,8 @@ var (
 	// existing ones, or their replicas/ISR/leader are inconsistent.
 	ErrInvalidPartitions = errors.New("metadata: invalid partitions")
 	// ErrInvalidArgument: any other malformed request (negative broker id,
-	// non-positive producer id count, a config both set and deleted, ...).
+	// non-positive producer id count, a config both set and deleted, a remote
+	// segment that is not contiguous with its manifest, ...).
 	ErrInvalidArgument = errors.New("metadata: invalid argument")
 )
 
@@ -60,6 +63,34 @@ type Partition struct {
 	Leader         int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
+}
+
+// RemoteEpoch is a leader epoch that starts inside a remote segment.
+type RemoteEpoch struct {
+	Epoch       int32
+	StartOffset int64
+}
+
+// RemoteSegment is one segment uploaded to object storage, as recorded in
+// its partition's remote manifest. ID is the upload id the object keys
+// derive from; the offsets are inclusive.
+type RemoteSegment struct {
+	ID                       string
+	BaseOffset, LastOffset   int64
+	Size                     int64
+	MaxTimestamp             int64
+	Epochs                   []RemoteEpoch // stored as given, in the caller's order
+	IndexSize, TimeIndexSize int64
+}
+
+// RemoteManifest is the committed list of a partition's remote segments:
+// sorted by offset and contiguous (each BaseOffset is the previous
+// LastOffset+1). LogStartOffset never decreases; it is at least the
+// LastOffset+1 of every segment ever removed from the manifest. The zero
+// value is a partition with nothing recorded.
+type RemoteManifest struct {
+	LogStartOffset int64
+	Segments       []RemoteSegment
 }
 
 // Voter is a Raft voter: a controller node and its Raft address.
