@@ -7,6 +7,21 @@
 // broker hands it validated batches (proto.ValidateProduceBatches) and asks
 // for byte ranges; tiering reads sealed segments.
 //
+// # Tiered storage
+//
+// With Config.RemoteEnabled the log is the local tail of a partition whose
+// older segments live in object storage. The tiering manager uploads what
+// SealedSegments lists (reading it through OpenSegment), records it in the
+// remote manifest, then calls SetRemoteEnd; only then may EnforceRetention
+// delete those segments locally, by local.retention.ms/bytes. Two log starts
+// follow: LogStartOffset is global (the first offset readable in either
+// tier) and LocalLogStartOffset is the first one on local disk; Read of an
+// offset between them is ErrOffsetTiered, for the caller to serve from the
+// remote tier. retention.ms/bytes span both tiers, so for remote-enabled
+// logs the manager applies them with DeleteRecordsBefore, which may move the
+// log start below the local start. ResetEmpty restarts an empty log (a lost
+// data directory) after the remote tier's end.
+//
 // # On-disk format
 //
 // A partition directory holds:
@@ -24,6 +39,8 @@
 //	                                and at Close), CRC32C protected
 //	leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
 //	log-start-offset, recovery-point  "0\n<offset>\n"
+//	remote-end                      "0\n<offset>\n": every offset below is in
+//	                                the remote tier (absent: none is)
 //	.clean-shutdown                 present only between Close and the next Open
 //
 // Segment files are named by their base offset zero-padded to 20 digits.
@@ -54,7 +71,23 @@
 //     decreases; Read never returns bytes past the log end, nor a partial
 //     batch.
 //   - A segment's file is closed only when the log and every ReadResult
-//     that references it have let go; deleting a segment only unlinks it.
+//     (or SegmentFiles) that references it have let go; deleting a segment
+//     only unlinks it.
+//   - With remote storage on, a segment is deleted locally only when it lies
+//     wholly below the remote end, i.e. after its upload is recorded in the
+//     remote manifest, and the remote end is checkpointed before it is used:
+//     every offset is always on local disk or recorded remotely. (Offsets
+//     below the log start are deleted in both tiers and exempt.)
+//   - LogStartOffset <= LocalLogStartOffset <= LogEndOffset. The log start
+//     lies below the first local segment only while the remote end reaches
+//     that segment; Open enforces this from the checkpoints (an unreadable
+//     remote-end checkpoint keeps the log start and deletes nothing more:
+//     offering deleted offsets beats forgetting tiered ones).
+//   - The leader epoch history is trimmed only when the log start moves,
+//     never when local segments go, so it keeps describing remote offsets.
+//   - Offsets are never reassigned: an empty log whose remote end lies past
+//     its end restarts there at Open (this also finishes a ResetEmpty cut
+//     short by a crash).
 //
 // # Concurrency
 //
@@ -62,12 +95,12 @@
 // started by Open and stopped and waited for by Close.
 //
 //   - mu serializes writers: Append, roll, EnforceRetention,
-//     DeleteRecordsBefore, SetConfig, Close. Producer state and the write
+//     DeleteRecordsBefore, SetRemoteEnd, ResetEmpty, SetConfig, Close. Producer state and the write
 //     scratch are mu-only.
 //   - segMu (RWMutex) guards what readers see: the segment list, each
 //     segment's size, indexes and timestamps, LEO, log start offset, the
-//     epoch history. Writers hold mu and take segMu exclusively only to
-//     publish (after the write system call), so readers (Read,
+//     remote end, the epoch history. Writers hold mu and take segMu
+//     exclusively only to publish (after the write system call), so readers (Read,
 //     OffsetForTimestamp, EpochForOffset...) never wait for disk I/O of an
 //     append. Readers take segMu shared for a few in-memory lookups and do
 //     their preads without it, holding a segment reference instead.

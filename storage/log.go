@@ -37,6 +37,11 @@ var (
 // Kafka has no meaning for it take the default (see normalize), but
 // RetentionBytes and RetentionMs are taken as given (-1 is unlimited, 0
 // deletes every sealed segment below the high watermark).
+//
+// With RemoteEnabled the log is the local tail of a tiered partition:
+// EnforceRetention then applies local.retention.* to segments the remote
+// tier already holds (below RemoteEnd) and leaves retention.* to the
+// tiering manager, which sees both tiers (see EnforceRetention).
 type Config struct {
 	SegmentBytes       int64 // segment.bytes (default 1 GiB, capped at 2 GiB-1)
 	SegmentMs          int64 // segment.ms (default 7 days)
@@ -46,6 +51,10 @@ type Config struct {
 	FlushMs            int64 // flush.ms: used when relaxed (0: after every append; <0: never)
 	IndexIntervalBytes int32 // index.interval.bytes (4096; 0 indexes every batch)
 	SegmentIndexBytes  int32 // segment.index.bytes (10 MiB)
+
+	RemoteEnabled       bool  // remote.storage.enable
+	LocalRetentionBytes int64 // local.retention.bytes: -2 same as RetentionBytes, -1 unlimited
+	LocalRetentionMs    int64 // local.retention.ms: -2 same as RetentionMs, -1 unlimited
 }
 
 // DefaultConfig returns Kafka's topic defaults, except flush.messages, which
@@ -60,6 +69,9 @@ func DefaultConfig() Config {
 		FlushMs:            math.MaxInt64,
 		IndexIntervalBytes: 4096,
 		SegmentIndexBytes:  10 << 20,
+
+		LocalRetentionBytes: -2,
+		LocalRetentionMs:    -2,
 	}
 }
 
@@ -84,7 +96,31 @@ func (c Config) normalize() Config {
 	if c.SegmentIndexBytes < offsetEntrySize*2 {
 		c.SegmentIndexBytes = d.SegmentIndexBytes
 	}
+	// Kafka rejects anything below -2 for local.retention.*; -2 defers to
+	// the total retention, the safe reading of a nonsense value.
+	if c.LocalRetentionBytes < -2 {
+		c.LocalRetentionBytes = -2
+	}
+	if c.LocalRetentionMs < -2 {
+		c.LocalRetentionMs = -2
+	}
 	return c
+}
+
+// localRetentionBytes is local.retention.bytes with -2 resolved.
+func (c *Config) localRetentionBytes() int64 {
+	if c.LocalRetentionBytes == -2 {
+		return c.RetentionBytes
+	}
+	return c.LocalRetentionBytes
+}
+
+// localRetentionMs is local.retention.ms with -2 resolved.
+func (c *Config) localRetentionMs() int64 {
+	if c.LocalRetentionMs == -2 {
+		return c.RetentionMs
+	}
+	return c.LocalRetentionMs
 }
 
 // relaxed reports whether durability is delegated to the flush policy
@@ -117,6 +153,7 @@ const (
 	tmpSuffix        = ".tmp"
 	epochFile        = "leader-epoch-checkpoint"
 	logStartFile     = "log-start-offset"
+	remoteEndFile    = "remote-end"
 	recoveryFile     = "recovery-point"
 	cleanShutdownMrk = ".clean-shutdown"
 )
@@ -143,7 +180,8 @@ type Log struct {
 	segMu        sync.RWMutex
 	segs         []*segment // ascending base offset; the last one is active
 	leo          int64      // log end offset: next offset to assign
-	logStart     int64
+	logStart     int64      // global: may lie below the first local segment when older data is remote
+	remoteEnd    int64      // every offset below is recorded in the remote tier; 0 = nothing
 	epochs       epochCache
 	dirGen       uint64        // bumped when a file the log depends on is created
 	pendingSnaps []snapshotJob // producer snapshots taken at roll, written by the flusher
@@ -181,7 +219,8 @@ func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 // active returns the active segment. Callers hold mu or segMu.
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
 
-// LogStartOffset is the first offset a consumer may read.
+// LogStartOffset is the first offset a consumer may read, in either tier:
+// with remote storage it may lie below LocalLogStartOffset.
 func (l *Log) LogStartOffset() int64 {
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()

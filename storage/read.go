@@ -67,8 +67,9 @@ func (l *Log) segmentFor(offset int64) int {
 // callers pass the high watermark or the last stable offset) nor past the
 // log end. With minOneBatch a first batch bigger than maxBytes is returned
 // whole (KIP-74). offset below the log start or past the log end is
-// ErrOffsetOutOfRange; offset at the log end (or at maxOffset) gives an
-// empty result.
+// ErrOffsetOutOfRange; offset in [LogStartOffset, LocalLogStartOffset) is
+// ErrOffsetTiered (the remote tier serves it); offset at the log end (or at
+// maxOffset) gives an empty result.
 //
 // Positions come from the sparse offset index plus a walk over batch
 // headers (27-byte preads); payloads are never read.
@@ -88,6 +89,11 @@ func (l *Log) Read(offset, maxOffset int64, maxBytes int32, minOneBatch bool) (R
 			ls, leo := l.logStart, l.leo
 			l.segMu.RUnlock()
 			return ReadResult{}, fmt.Errorf("read %s offset %d (log start %d, end %d): %w", l.dir, offset, ls, leo, ErrOffsetOutOfRange)
+		}
+		if firstRound && offset < l.segs[0].base {
+			local := l.segs[0].base
+			l.segMu.RUnlock()
+			return ReadResult{}, fmt.Errorf("read %s offset %d (local log start %d): %w", l.dir, offset, local, ErrOffsetTiered)
 		}
 		maxOffset = min(maxOffset, l.leo)
 		if cur >= maxOffset {
@@ -200,7 +206,9 @@ var errFound = errors.New("found")
 
 // OffsetForTimestamp finds the first batch (at or after the log start) with
 // max timestamp >= ts and, inside it, the first record with timestamp >= ts:
-// ListOffsets by timestamp. epoch is that batch's leader epoch.
+// ListOffsets by timestamp. epoch is that batch's leader epoch. Only local
+// segments are searched: for a tiered log the caller asks the remote tier
+// about timestamps older than LocalLogStartOffset.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch int32, ok bool) {
 	var hb [batchHeaderSize]byte
 	from := int64(-1)
@@ -247,7 +255,8 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, epoch int32
 
 // MaxTimestamp returns the record with the largest timestamp in the log
 // (the first one if several share it), for ListOffsets MAX_TIMESTAMP;
-// (-1, -1, -1) when the log holds no timestamps.
+// (-1, -1, -1) when the log holds no timestamps. Like OffsetForTimestamp it
+// sees local segments only.
 func (l *Log) MaxTimestamp() (offset, timestamp int64, epoch int32) {
 	l.segMu.RLock()
 	var s *segment

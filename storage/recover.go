@@ -79,7 +79,7 @@ func isOwnTemp(name string) bool {
 		return false
 	}
 	switch stem {
-	case epochFile, logStartFile, recoveryFile, cleanShutdownMrk:
+	case epochFile, logStartFile, remoteEndFile, recoveryFile, cleanShutdownMrk:
 		return true
 	}
 	for _, suf := range []string{indexSuffix, timeIndexSuffix, snapshotSuffix} {
@@ -140,6 +140,17 @@ func (l *Log) load() error {
 		l.logger.Warn("ignoring log start offset checkpoint", "dir", l.dir, "err", err)
 		ls = 0
 	}
+	re, _, err := readOffsetCheckpoint(l.dir, remoteEndFile)
+	remoteKnown := err == nil
+	if err != nil {
+		// Without it nothing may be deleted for being remote (remoteEnd 0)
+		// until the tiering manager sets it again, and the log start below
+		// the local segments is kept rather than raised: forgetting tiered
+		// data would be worse than offering it.
+		l.logger.Error("ignoring remote end checkpoint", "dir", l.dir, "err", err)
+		re = 0
+	}
+	l.remoteEnd = re
 	epochsOK := false
 	if b, err := os.ReadFile(l.path(epochFile)); err == nil {
 		if es, err := decodeEpochCheckpoint(b); err == nil {
@@ -153,7 +164,8 @@ func (l *Log) load() error {
 	if len(bases) == 0 {
 		epochsOK = true // nothing to rebuild from
 		l.epochs = l.epochs[:0]
-		bases = []int64{ls}
+		// Offsets below the remote end exist remotely: never reassign them.
+		bases = []int64{max(ls, re)}
 	}
 
 	if err := l.loadSegments(bases, clean, rp, epochsOK); err != nil {
@@ -174,7 +186,22 @@ func (l *Log) load() error {
 	}
 	l.epochs.truncateFromEnd(l.leo)
 
-	l.logStart = max(l.segs[0].base, ls)
+	if len(l.segs) == 1 && act.size == 0 && re > l.leo {
+		// An empty log whose offsets up to re are remote (ResetEmpty was
+		// cut short by a crash, or a follower fell behind the remote tier):
+		// continue after them rather than assign them a second time.
+		l.logger.Info("empty log restarts at the remote end", "dir", l.dir, "log_end", l.leo, "remote_end", re)
+		if err := l.resetTo(re); err != nil {
+			return err
+		}
+	}
+	// The log start may lie below the first local segment only while the
+	// remote tier holds everything in between.
+	first := l.segs[0].base
+	l.logStart = max(first, ls)
+	if ls < first && (re >= first || !remoteKnown) {
+		l.logStart = ls
+	}
 	if l.logStart > l.leo {
 		// Records were deleted up to an offset the log no longer reaches
 		// (it lost an unflushed tail): start over empty at the log start.

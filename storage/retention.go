@@ -12,6 +12,13 @@ import (
 // within retention.bytes, or wholly below the log start offset. The active
 // segment is never deleted. The log start offset moves up to the first
 // remaining segment.
+//
+// With RemoteEnabled the rules are local.retention.ms/bytes (the bytes
+// counted over the local segments), a segment must also lie wholly below
+// RemoteEnd (its upload is recorded), and the log start offset stays where
+// it is: the deleted offsets still exist in the remote tier. retention.ms
+// and retention.bytes are then not applied here; they span both tiers, so
+// the tiering manager applies them through DeleteRecordsBefore.
 func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -28,30 +35,38 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	segs := l.segs
 	n := len(segs)
 	upper := func(i int) int64 { return segs[i+1].base }
+	// limit: a segment may go only if every offset of it is below it.
+	limit, retMs, retBytes := hw, cfg.RetentionMs, cfg.RetentionBytes
+	if cfg.RemoteEnabled {
+		// remoteEnd is read without segMu: it is written under mu too.
+		limit = min(hw, l.remoteEnd)
+		retMs, retBytes = cfg.localRetentionMs(), cfg.localRetentionBytes()
+	}
 	i := 0
-	if cfg.RetentionMs >= 0 {
-		for i < n-1 && upper(i) <= hw && segs[i].maxTs < now-cfg.RetentionMs {
+	if retMs >= 0 {
+		for i < n-1 && upper(i) <= limit && segs[i].maxTs < now-retMs {
 			i++
 		}
 	}
-	if cfg.RetentionBytes >= 0 {
+	if retBytes >= 0 {
 		var total int64
 		for _, s := range segs[i:] {
 			total += s.size
 		}
-		diff := total - cfg.RetentionBytes
-		for i < n-1 && upper(i) <= hw && diff >= segs[i].size {
+		diff := total - retBytes
+		for i < n-1 && upper(i) <= limit && diff >= segs[i].size {
 			diff -= segs[i].size
 			i++
 		}
 	}
+	// Below the log start nothing is readable in any tier.
 	for i < n-1 && upper(i) <= l.logStart {
 		i++
 	}
 	if i == 0 {
 		return 0, nil
 	}
-	if err := l.deleteSegments(i); err != nil {
+	if err := l.deleteSegments(i, !cfg.RemoteEnabled); err != nil {
 		return i, fmt.Errorf("retention %s: %w", l.dir, err)
 	}
 	return i, nil
@@ -61,7 +76,10 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 // before anything is removed) and deletes the segments wholly below it.
 // offset -1 means the high watermark, as in DeleteRecords; an offset past
 // the high watermark is ErrOffsetOutOfRange. A lower offset than the
-// current log start changes nothing.
+// current log start changes nothing. With data in the remote tier the new
+// log start may lie below LocalLogStartOffset: then only the checkpoint
+// (and the epoch history) moves, and the remote side is the tiering
+// manager's to delete.
 func (l *Log) DeleteRecordsBefore(offset int64) (logStart int64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -86,7 +104,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (logStart int64, err error) {
 		k++
 	}
 	if k > 0 {
-		if err := l.deleteSegments(k); err != nil {
+		if err := l.deleteSegments(k, true); err != nil {
 			return l.logStart, fmt.Errorf("delete records %s: %w", l.dir, err)
 		}
 	}
@@ -94,7 +112,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) (logStart int64, err error) {
 }
 
 // setLogStart raises the log start offset and persists it with the trimmed
-// epoch history. Callers hold mu.
+// epoch history (the history is trimmed only here: local segments that go
+// while their data stays remote keep their epochs). Callers hold mu.
 func (l *Log) setLogStart(off int64) error {
 	l.segMu.Lock()
 	if off <= l.logStart {
@@ -115,20 +134,25 @@ func (l *Log) setLogStart(off int64) error {
 
 // deleteSegments removes the k oldest segments (never the active one).
 // Readers holding them keep their open files until they release them.
+// raiseLogStart moves the log start offset up to the first remaining
+// segment; it is false when the deleted offsets live on in the remote tier.
 // Callers hold mu.
-func (l *Log) deleteSegments(k int) error {
+func (l *Log) deleteSegments(k int, raiseLogStart bool) error {
 	l.segMu.Lock()
 	gone := append([]*segment(nil), l.segs[:k]...)
 	l.segs = append([]*segment(nil), l.segs[k:]...)
 	first := l.segs[0].base
 	l.segMu.Unlock()
 
-	// Raise the log start first: if a crash undoes some unlinks, the
-	// resurrected segments are below it and go away at the next retention.
-	err := l.setLogStart(first)
 	var errs []error
-	if err != nil {
-		errs = append(errs, err)
+	if raiseLogStart {
+		// Raise the log start first: if a crash undoes some unlinks, the
+		// resurrected segments are below it and go away at the next
+		// retention. (Remote deletions need no such step: the remote-end
+		// checkpoint already covers them, so resurrected ones go again.)
+		if err := l.setLogStart(first); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, s := range gone {
 		l.logger.Debug("deleting segment", "dir", l.dir, "base", s.base, "bytes", s.size)
