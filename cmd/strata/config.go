@@ -194,15 +194,20 @@ func loadOptions(args []string) (opts options, warnings []string, err error) {
 	// that name back to the key the user wrote (log.retention.hours).
 	aliasOf := map[string]string{}
 	fromOf := map[string]string{}
+	// The broker reports explicitly set keys as STATIC_BROKER_CONFIG in
+	// DescribeConfigs; it knows them by the millisecond names.
+	opts.Broker.ExplicitKeys = map[string]bool{}
 	for _, id := range order {
 		s := winners[id]
 		fromOf[s.key.Name] = s.from
+		opts.Broker.ExplicitKeys[s.key.Name] = true
 		if err := setField(s.key, &opts, s.raw); err != nil {
 			panic(err) // parsed above
 		}
 		for _, other := range configKeys {
 			if other.Name != s.key.Name && other.unit <= 1 && other.field(&scratch) == id {
 				aliasOf[other.Name] = s.key.Name
+				opts.Broker.ExplicitKeys[other.Name] = true
 			}
 		}
 	}

@@ -88,6 +88,18 @@ log.message.timestamp.type: LogAppendTime
 				if b.GroupInitialRebalanceDelayMs != 0 || b.AutoCreateTopicsEnable || b.LogMessageTimestampType != "LogAppendTime" {
 					t.Errorf("flat keys: %+v", b)
 				}
+				// Set keys are explicit (for STATIC_BROKER_CONFIG), under
+				// the name written and the broker's millisecond name.
+				for _, k := range []string{"num.partitions", "log.retention.hours", "log.retention.ms", "log.segment.bytes", "node-id"} {
+					if !b.ExplicitKeys[k] {
+						t.Errorf("ExplicitKeys lacks %s: %v", k, b.ExplicitKeys)
+					}
+				}
+				for _, k := range []string{"log.retention.bytes", "log.roll.ms", "message.max.bytes"} {
+					if b.ExplicitKeys[k] {
+						t.Errorf("ExplicitKeys has %s, which was not set", k)
+					}
+				}
 			},
 		},
 		{

@@ -377,10 +377,12 @@ func (b *brokerProc) Client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// Admin returns a kadm client for this broker, closed at cleanup.
+// Admin returns a kadm client for this broker, closed at cleanup. kgo
+// caches metadata for MetadataMinAge (5 s by default), which would hide
+// topic changes from the tests for that long.
 func (b *brokerProc) Admin() *kadm.Client {
 	b.t.Helper()
-	return kadm.NewClient(b.Client())
+	return kadm.NewClient(b.Client(kgo.MetadataMinAge(10 * time.Millisecond)))
 }
 
 // waitFor polls cond until it reports true or ctx ends; the failure names
