@@ -45,6 +45,11 @@ func handleDeleteRecords(s *Server, ctx context.Context, r *request) *reply {
 					sp.ErrorCode = errorCode(s.log, err)
 					break
 				}
+				if err := s.tier.DeleteRecordsBefore(ctx, ts.id, p.index, low); err != nil {
+					// The log start already moved: the records are gone for
+					// clients; retention retries the remote cleanup.
+					s.log.Warn("deleting remote segments below the new log start failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
 				sp.LowWatermark = low
 				s.log.Info("deleted records", "topic", rt.Topic, "partition", rp.Partition, "log_start_offset", low)
 			}

@@ -30,8 +30,11 @@ type fetchResult struct {
 	topic    string
 	topicID  uuid.UUID
 	part     kmsg.FetchResponseTopicPartition
-	rr       *storage.ReadResult
+	src      recordSource
 	changeCh <-chan struct{}
+	// remote is set when the fetch offset lives only in the remote tier;
+	// the read happens off the reader goroutine (fetchRemote).
+	remote *remoteRead
 }
 
 func handleFetch(s *Server, ctx context.Context, r *request) *reply {
@@ -117,6 +120,14 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 		return s.collectFetch(req, sess, targets)
 	}
 	results, total, hasErr := build()
+	if hasRemote(results) {
+		// Remote reads wait on the object store: never on the reader
+		// goroutine, and all partitions of the request in parallel.
+		return r.cc.later(func() *reply {
+			s.fetchRemote(ctx, results, maxWait)
+			return s.finishFetch(corr, req, resp, sess, incremental, results)
+		})
+	}
 	if total >= int64(req.MinBytes) || maxWait <= 0 || hasErr || len(targets) == 0 {
 		return s.finishFetch(corr, req, resp, sess, incremental, results)
 	}
@@ -190,9 +201,9 @@ func waitAnyChange(ctx context.Context, deadline <-chan time.Time, results []fet
 
 func releaseResults(results []fetchResult) {
 	for i := range results {
-		if results[i].rr != nil {
-			results[i].rr.Release()
-			results[i].rr = nil
+		if results[i].src != nil {
+			results[i].src.release()
+			results[i].src = nil
 		}
 	}
 }
@@ -264,12 +275,15 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 				rr, rerr := p.log.Read(t.fetchOffset, hw, int32(max(limit, 0)), minOne)
 				switch {
 				case rerr == nil:
-					res.rr = &rr
+					res.src = &localRecords{rr}
 					total += rr.Len
 					remaining -= rr.Len
 					if rr.Len > 0 {
 						minOne = false
 					}
+				case errors.Is(rerr, storage.ErrOffsetTiered) && s.tier != nil:
+					res.remote = &remoteRead{topicID: ts.id, partition: p.index, offset: t.fetchOffset, maxBytes: int32(max(limit, 0)), minOne: minOne}
+					minOne = false
 				default:
 					err = rerr
 				}
@@ -298,9 +312,9 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 	if sess != nil {
 		sess.mu.Lock()
 	}
-	byTopic := map[sessKey]int{}     // topic (partition 0) -> index in resp.Topics
-	var srcs [][]*storage.ReadResult // per topic index, per partition index
-	var held []*storage.ReadResult
+	byTopic := map[sessKey]int{} // topic (partition 0) -> index in resp.Topics
+	var srcs [][]recordSource    // per topic index, per partition index
+	var held []recordSource
 	for i := range results {
 		res := &results[i]
 		fp := res.part
@@ -312,12 +326,12 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 			}
 			sp = sess.parts[key]
 		}
-		hasRecords := res.rr != nil && res.rr.Len > 0
+		hasRecords := res.src != nil && res.src.size() > 0
 		if incremental && sp != nil && !hasRecords && fp.ErrorCode == 0 &&
 			sp.sentHW == fp.HighWatermark && sp.sentLSO == fp.LastStableOffset && sp.sentLogStart == fp.LogStartOffset {
-			if res.rr != nil {
-				res.rr.Release()
-				res.rr = nil
+			if res.src != nil {
+				res.src.release()
+				res.src = nil
 			}
 			continue
 		}
@@ -339,20 +353,20 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 			srcs = append(srcs, nil)
 		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, fp)
-		srcs[ti] = append(srcs[ti], res.rr)
-		if res.rr != nil {
-			held = append(held, res.rr)
+		srcs[ti] = append(srcs[ti], res.src)
+		if res.src != nil {
+			held = append(held, res.src)
 		}
 	}
 	if sess != nil {
 		sess.mu.Unlock()
 	}
 	chunks, _ := proto.EncodeFetchResponse(corr, resp, func(t, p int) (any, int64) {
-		rr := srcs[t][p]
-		if rr == nil || rr.Len == 0 {
+		src := srcs[t][p]
+		if src == nil || src.size() == 0 {
 			return nil, 0
 		}
-		return rr, rr.Len
+		return src, src.size()
 	})
-	return &reply{fetch: &fetchReply{chunks: chunks, results: held}}
+	return &reply{fetch: &fetchReply{chunks: chunks, sources: held}}
 }

@@ -1,11 +1,11 @@
 package broker
 
-// ListOffsets v1-v8.
+// ListOffsets v1-v9.
 //
 // -1 latest (the high watermark; without transactions read_committed sees
-// the same), -2 earliest, -3 max timestamp (v7+), -4 earliest local (v8+,
-// equal to earliest until tiering), and lookups by timestamp through the
-// time index. Differences from Apache Kafka: v0 (old-style offset lists) is
+// the same), -2 earliest (across both tiers), -3 max timestamp (v7+), -4
+// earliest local (v8+), -5 latest tiered (v9+, -1 when nothing is tiered),
+// and lookups by timestamp through the time index. Differences from Apache Kafka: v0 (old-style offset lists) is
 // not served; Kafka 4 dropped it too.
 
 import (
@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(2, 1, 8, handleListOffsets) }
+func init() { register(2, 1, 9, handleListOffsets) }
 
 func handleListOffsets(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.ListOffsetsRequest)
@@ -55,9 +55,18 @@ func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequ
 	case ts == -1:
 		sp.Offset = l.HighWatermark()
 		sp.LeaderEpoch = p.leaderEpoch
-	case ts == -2 || (ts == -4 && version >= 8):
+	case ts == -2:
 		sp.Offset = l.LogStartOffset()
 		sp.LeaderEpoch = l.EpochForOffset(sp.Offset)
+	case ts == -4 && version >= 8:
+		sp.Offset = l.LocalLogStartOffset()
+		sp.LeaderEpoch = l.EpochForOffset(sp.Offset)
+	case ts == -5 && version >= 9:
+		// The highest offset in the remote tier, -1 when nothing is tiered.
+		if end := l.RemoteEnd(); end > l.LogStartOffset() {
+			sp.Offset = end - 1
+			sp.LeaderEpoch = l.EpochForOffset(sp.Offset)
+		}
 	case ts == -3 && version >= 7:
 		off, mts, epoch := l.MaxTimestamp()
 		if off >= 0 && off < l.HighWatermark() {

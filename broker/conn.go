@@ -45,14 +45,29 @@ type reply struct {
 
 type fetchReply struct {
 	chunks  []proto.Chunk
-	results []*storage.ReadResult
+	sources []recordSource
 }
 
 func (f *fetchReply) release() {
-	for _, r := range f.results {
-		r.Release()
+	for _, r := range f.sources {
+		r.release()
 	}
 }
+
+// recordSource is record bytes a fetch sends with sendfile: file ranges of
+// whole batches, held open until the reply is written. Local reads come
+// from segment files, remote ones from the tiering cache.
+type recordSource interface {
+	ranges() []storage.FileRange
+	size() int64
+	release()
+}
+
+type localRecords struct{ rr storage.ReadResult }
+
+func (l *localRecords) ranges() []storage.FileRange { return l.rr.Ranges }
+func (l *localRecords) size() int64                 { return l.rr.Len }
+func (l *localRecords) release()                    { l.rr.Release() }
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
 	c := &clientConn{
@@ -197,8 +212,8 @@ func (c *clientConn) writeFetch(f *fetchReply) error {
 			}
 			continue
 		}
-		rr := ch.Records.(*storage.ReadResult)
-		for _, fr := range rr.Ranges {
+		src := ch.Records.(recordSource)
+		for _, fr := range src.ranges() {
 			if err := sendFile(c.nc, fr.File, fr.Pos, fr.Len); err != nil {
 				return err
 			}

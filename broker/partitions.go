@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -108,6 +109,7 @@ func (ps *partitions) reconcile() error {
 			nt.parts = append(nt.parts, old.parts...)
 			for _, p := range old.parts {
 				p.log.SetConfig(nt.cfg.storage)
+				s.tier.AddPartition(mt.Name, mt.ID, p.index, p.log, nt.cfg.tier)
 			}
 		}
 		for _, mp := range mt.Partitions[len(nt.parts):] {
@@ -142,10 +144,12 @@ func (ps *partitions) reconcile() error {
 	ps.mu.Unlock()
 	for _, t := range gone {
 		for _, p := range t.parts {
+			s.tier.RemovePartition(t.id, p.index)
 			if err := p.log.Delete(); err != nil {
 				errs = append(errs, fmt.Errorf("delete log %s-%d: %w", t.name, p.index, err))
 			}
 		}
+		s.deleteRemoteTopic(t.id, int32(len(t.parts)))
 		s.log.Info("deleted topic logs", "topic", t.name, "topic_id", t.id.String(), "partitions", len(t.parts))
 	}
 	return errors.Join(errs...)
@@ -174,6 +178,8 @@ func (ps *partitions) open(mt metadata.Topic, mp metadata.Partition, cfg storage
 			return nil, err
 		}
 	}
+	ps.adoptRemote(mt, mp.Index, l)
+	ps.s.tier.AddPartition(mt.Name, mt.ID, mp.Index, l, ps.s.topicConfig(mt.Configs).tier)
 	return &partition{topic: mt.Name, topicID: mt.ID, index: mp.Index, log: l, leaderEpoch: mp.LeaderEpoch}, nil
 }
 
@@ -231,4 +237,51 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// adoptRemote lines a freshly opened log up with the remote manifest: a log
+// whose data dir was wiped restarts at the remote end (the bucket still
+// serves everything below it), and a crash between a manifest commit and
+// the local remote-end checkpoint is finished here.
+func (ps *partitions) adoptRemote(mt metadata.Topic, index int32, l *storage.Log) {
+	man := manifestStore{ps.s.meta}.Manifest(mt.ID, index)
+	if len(man.Segments) == 0 {
+		return
+	}
+	end := man.End()
+	logStart := max(man.LogStartOffset, man.Segments[0].BaseOffset)
+	if l.LogEndOffset() < end {
+		if err := l.ResetEmpty(end, logStart); err != nil {
+			ps.s.log.Error("local log is behind the remote tier and not empty; serving local data only", "topic", mt.Name, "partition", index, "local_end", l.LogEndOffset(), "remote_end", end, "err", err)
+			return
+		}
+		ps.s.log.Info("local log restarted at the remote end", "topic", mt.Name, "partition", index, "log_start_offset", logStart, "remote_end", end)
+	}
+	if l.RemoteEnd() < end {
+		l.SetRemoteEnd(end)
+	}
+}
+
+// deleteRemoteTopic removes a deleted topic's objects in the background,
+// retrying until the object store lets it; the server's shutdown stops it
+// (the orphan sweep finds what is left).
+func (s *Server) deleteRemoteTopic(id uuid.UUID, partitions int32) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		backoff := time.Second
+		for {
+			err := s.tier.DeleteTopic(s.ctx, id, partitions)
+			if err == nil || s.ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("deleting remote objects of a deleted topic failed; retrying", "topic_id", id.String(), "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, time.Minute)
+		}
+	}()
 }

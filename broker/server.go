@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-broker/strata/broker/internal/groups"
 	"github.com/strata-broker/strata/metadata"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Server is one Strata broker process: the Kafka listener, the partitions
@@ -35,6 +36,7 @@ type Server struct {
 	sessions *fetchSessions
 	pids     *producerIDs
 	offsets  *offsetsTopic
+	tier     *tiering.Manager // remote tier; never nil once New returns
 
 	ctx    context.Context // server lifetime; cancelled at shutdown
 	cancel context.CancelFunc
@@ -111,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
 
+	if err := s.openTier(readyCtx); err != nil {
+		return nil, err
+	}
 	s.sessions = newFetchSessions(int(cfg.FetchMaxSessions))
 	s.parts = newPartitions(s)
 	if err := s.parts.reconcile(); err != nil {
@@ -158,6 +163,51 @@ func (s *Server) openDataDir() error {
 	return nil
 }
 
+// openTier opens the object store and the tiering manager. The embedded
+// default is a directory next to the logs, so a single node tiers out of
+// the box; production points object-store at a bucket.
+func (s *Server) openTier(ctx context.Context) error {
+	cfg := s.cfg
+	url := cfg.ObjectStore
+	if url == "" {
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "objects"))
+		if err != nil {
+			return &ConfigError{Key: "data-dir", Msg: err.Error()}
+		}
+		url = "file://" + abs
+	}
+	store, err := tiering.Open(ctx, url, tiering.S3Options{
+		Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, PathStyle: cfg.S3PathStyle,
+		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+	})
+	if err != nil {
+		return &ConfigError{Key: "object-store", Msg: err.Error()}
+	}
+	cacheDir := cfg.RemoteCacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Join(cfg.DataDir, "remote-cache")
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return &ConfigError{Key: "remote-cache-dir", Msg: err.Error()}
+	}
+	tier, err := tiering.NewManager(tiering.Config{
+		ClusterID:         s.meta.ClusterID(),
+		Store:             store,
+		Manifests:         manifestStore{s.meta},
+		CacheDir:          cacheDir,
+		CacheBytes:        cfg.RemoteCacheBytes,
+		UploadConcurrency: int(cfg.RemoteCopyThreads),
+		UploadBytesPerSec: cfg.RemoteCopyMaxBytesPerSec,
+		Logger:            s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("tiering: %w", err)
+	}
+	s.tier = tier
+	s.log.Info("object store opened", "url", url, "cache_dir", cacheDir, "cache_bytes", cfg.RemoteCacheBytes)
+	return nil
+}
+
 // Addr is the bound Kafka listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -168,7 +218,11 @@ func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 // it stops accepting, lets in-flight requests finish (bounded by
 // ShutdownTimeout), syncs and closes every log.
 func (s *Server) Run(ctx context.Context) error {
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		s.tier.Run(s.ctx)
+	}()
 	go s.acceptLoop()
 	go s.reconcileLoop()
 	go s.retentionLoop()

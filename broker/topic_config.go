@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/storage"
+	"github.com/strata-broker/strata/tiering"
 )
 
 // Topic configs use Apache Kafka's names, types and ranges. A topic's
@@ -226,6 +227,7 @@ type topicConfig struct {
 	minInsyncReplicas int32
 	cleanupPolicy     string
 	storage           storage.Config
+	tier              tiering.PartitionConfig
 }
 
 // effectiveConfig resolves one config: the topic's own value, else the
@@ -253,6 +255,13 @@ func (s *Server) topicConfig(configs map[string]string) topicConfig {
 		return v
 	}
 	return topicConfig{
+		tier: tiering.PartitionConfig{
+			RemoteEnabled:       get("remote.storage.enable") == "true",
+			RetentionMs:         n("retention.ms"),
+			RetentionBytes:      n("retention.bytes"),
+			LocalRetentionMs:    n("local.retention.ms"),
+			LocalRetentionBytes: n("local.retention.bytes"),
+		},
 		maxMessageBytes:   int32(n("max.message.bytes")),
 		logAppendTime:     get("message.timestamp.type") == "LogAppendTime",
 		tsBeforeMaxMs:     n("message.timestamp.before.max.ms"),

@@ -1,0 +1,46 @@
+// Package s3store is the S3 backend of Strata's object-store seam
+// (tiering/objstore.Store), on aws-sdk-go-v2. It talks to AWS S3 and to
+// S3-compatible servers (MinIO, SeaweedFS, versitygw...): endpoint override,
+// path-style addressing, region, static keys or the default AWS credential
+// chain.
+//
+// # Mapping
+//
+// Object key k is stored as Prefix+k in Bucket. Put sends one PutObject up to
+// PartSize (16 MiB) and a multipart upload above it (feature/s3/manager,
+// parts read with ReadAt through io.SectionReader, so a retried part is read
+// again from the source instead of being buffered). A failed multipart upload
+// is aborted with a context of its own, so a canceled Put does not leave
+// billable parts behind. Get sends a Range header; a 416 answer is resolved
+// with a HeadObject into "empty" (offset == size) or ErrInvalidRange. Delete
+// batches DeleteObjects by 1000 keys and switches, for the life of the
+// Store, to one DeleteObject per key when the server rejects batch delete
+// (some S3 APIs do not implement it or insist on Content-MD5). List pages
+// through ListObjectsV2.
+//
+// # Failures
+//
+// Every request goes through the SDK's adaptive retry mode: errors on the
+// connection, 5xx answers and throttling (503 SlowDown) are retried with
+// exponential backoff and jitter (throttles start at 1s), MaxAttempts times.
+// Throttling also slows the whole Store: its requests share one adaptive
+// token bucket, which after a throttle can hold the client to 0.5 request/s
+// when it has measured little traffic, then grows back within seconds (the
+// SDK's algorithm; tests see a 2 s wait after a SlowDown).
+//
+// The SDK's retry quota, which stops retrying after a burst of failures, is
+// off: the tiering uploader already bounds its concurrency and retries whole
+// uploads, and a quota drained by an outage would keep failing requests
+// after the server came back. Requests end early only when their context
+// does.
+//
+// Request checksums are computed only when the operation requires them and
+// response checksums are not validated, because several S3-compatible
+// servers reject or lack the newer flexible checksums; Strata verifies its
+// own data with batch CRCs on every remote read.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use; the SDK client pools connections
+// (MaxConnsPerHost idle connections are kept per host).
+package s3store
