@@ -43,7 +43,7 @@ func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, ex
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"serve", "--node-id", "1", "--data-dir", dataDir, "--listen", addr}
+	args := []string{"serve", "--node-id", "1", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "127.0.0.1:0"}
 	for _, kv := range extra {
 		args = append(args, "--set", kv)
 	}
@@ -145,6 +145,16 @@ func (p *brokerProcess) stop(log *slog.Logger, grace time.Duration) (ShutdownInf
 	}
 	log.Info("broker stopped", "after", info.Elapsed.Round(time.Millisecond), "exit", info.Exit)
 	return info, nil
+}
+
+// cpu is the CPU time the process used; valid once it has exited.
+func (p *brokerProcess) cpu() time.Duration {
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	default:
+		return 0
+	}
 }
 
 // ShutdownInfo is how a broker started by the bench ended on SIGTERM.

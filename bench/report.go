@@ -71,7 +71,18 @@ type ModeResult struct {
 	Produce  []ProduceResult `json:"produce"`
 	Consume  []ConsumeResult `json:"consume"`
 	Shutdown *ShutdownInfo   `json:"shutdown,omitempty"`
-	Errors   []string        `json:"errors,omitempty"`
+	// CPU shows who was CPU-bound on a small machine: the broker process
+	// (zero for an external broker) and the bench itself, over the mode's
+	// wall-clock time.
+	CPU    CPUUse   `json:"cpu"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// CPUUse is CPU time (user + system) spent during one mode.
+type CPUUse struct {
+	Wall   time.Duration `json:"wall_ns"`
+	Broker time.Duration `json:"broker_ns"`
+	Bench  time.Duration `json:"bench_ns"`
 }
 
 // Latency is a summary of per-record produce latency: from handing the
@@ -272,6 +283,11 @@ func WriteTable(w io.Writer, r *Report) error {
 	for _, mr := range r.Modes {
 		if len(mr.Settings) > 0 {
 			notes = append(notes, fmt.Sprintf("%s broker settings: %s", mr.Mode, strings.Join(mr.Settings, " ")))
+		}
+		if c := mr.CPU; c.Wall > 0 {
+			notes = append(notes, fmt.Sprintf("%s CPU over %s wall: broker %s, bench %s (of %s available)", mr.Mode,
+				c.Wall.Round(time.Second), c.Broker.Round(100*time.Millisecond), c.Bench.Round(100*time.Millisecond),
+				(c.Wall*time.Duration(m.CPUs)).Round(time.Second)))
 		}
 		if s := mr.Shutdown; s != nil {
 			notes = append(notes, fmt.Sprintf("%s broker SIGTERM -> %s in %s", mr.Mode, s.Exit, s.Elapsed.Round(time.Millisecond)))

@@ -53,6 +53,7 @@ func sampleReport() *Report {
 				Produce:  []ProduceResult{prod(1024, "1", 600, 0), prod(1024, "all", 700, 5), prod(100, "1", 50, 0)},
 				Consume:  []ConsumeResult{cons(1024, "1", 1500), cons(1024, "all", 1300), cons(100, "1", 200)},
 				Shutdown: &ShutdownInfo{Elapsed: 300 * time.Millisecond, Clean: true, Exit: "exit 0"},
+				CPU:      CPUUse{Wall: 60 * sec, Broker: 50 * sec, Bench: 65 * sec},
 			},
 		},
 	}
@@ -127,6 +128,7 @@ func TestWriteTable(t *testing.T) {
 		"write + fsync per MiB 100.0 MB/s",
 		"page-cache broker settings: log.flush.interval.messages=9223372036854775807",
 		"page-cache broker SIGTERM -> exit 0 in 300ms",
+		"page-cache CPU over 1m0s wall: broker 50s, bench 1m5s (of 2m0s available)",
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("table lacks %q:\n%s", want, out)

@@ -192,6 +192,7 @@ func runOwnBroker(ctx context.Context, log *slog.Logger, cfg Config, mode, runID
 	mr.Settings = settings
 	info, err := p.stop(log, 15*time.Second)
 	mr.Shutdown = &info
+	mr.CPU.Broker = p.cpu()
 	if err != nil {
 		mr.Errors = append(mr.Errors, err.Error())
 	}
@@ -205,8 +206,13 @@ func runOwnBroker(ctx context.Context, log *slog.Logger, cfg Config, mode, runID
 // on a quiet broker, then for each record size and acks setting a
 // saturating produce run followed by reading that topic back while it is
 // still in the page cache.
-func runMode(ctx context.Context, log *slog.Logger, cfg Config, mode string, seeds []string, runID string, tidy bool) ModeResult {
-	mr := ModeResult{Mode: mode, Addr: strings.Join(seeds, ",")}
+func runMode(ctx context.Context, log *slog.Logger, cfg Config, mode string, seeds []string, runID string, tidy bool) (mr ModeResult) {
+	mr = ModeResult{Mode: mode, Addr: strings.Join(seeds, ",")}
+	wallStart, cpuStart := time.Now(), selfCPU()
+	defer func() {
+		mr.CPU.Wall = time.Since(wallStart)
+		mr.CPU.Bench = selfCPU() - cpuStart
+	}()
 	var topics []string
 	defer func() {
 		if tidy && len(topics) > 0 {
@@ -312,6 +318,15 @@ func describeMachine(dataRoot string) Machine {
 	}
 	m.DataFS = filesystemOf(dataRoot)
 	return m
+}
+
+// selfCPU is the CPU time this process has used so far.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadAvg is the 1-minute load average: other work on the machine

@@ -356,6 +356,11 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 		srcs[ti] = append(srcs[ti], res.src)
 		if res.src != nil {
 			held = append(held, res.src)
+			if n := res.src.size(); n > 0 {
+				if ts, ok := s.parts.topicByID(res.topicID); ok {
+					s.metrics.bytesOut.Add(context.Background(), n, ts.attrs)
+				}
+			}
 		}
 	}
 	if sess != nil {

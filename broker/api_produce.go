@@ -131,6 +131,15 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	if err != nil {
 		return nil, 0, fmt.Errorf("append %s-%d: %w", topic, rp.Partition, err)
 	}
+	if !info.Duplicate {
+		var n, msgs int64
+		for i := range batches {
+			n += int64(len(batches[i].Raw))
+			msgs += int64(batches[i].NumRecords)
+		}
+		s.metrics.bytesIn.Add(context.Background(), n, ts.attrs)
+		s.metrics.messagesIn.Add(context.Background(), msgs, ts.attrs)
+	}
 	sp.BaseOffset = info.FirstOffset
 	sp.LogAppendTime = -1
 	if ts.cfg.logAppendTime {

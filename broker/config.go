@@ -20,6 +20,7 @@ type Config struct {
 	Listen         string // listen: host:port of the Kafka listener
 	AdvertisedAddr string // advertised-addr: host:port clients are told; defaults to Listen
 	ControllerAddr string // controller-listen: Raft transport address; "" = in-process single voter
+	AdminListen    string // admin-listen: HTTP /metrics, /healthz, /readyz; "" = off
 
 	NumPartitions            int32 // num.partitions
 	DefaultReplicationFactor int16 // default.replication.factor
@@ -87,6 +88,7 @@ func DefaultConfig() Config {
 		NodeID:                          1,
 		DataDir:                         "./data",
 		Listen:                          "127.0.0.1:9092",
+		AdminListen:                     "127.0.0.1:9644",
 		NumPartitions:                   1,
 		DefaultReplicationFactor:        1,
 		AutoCreateTopicsEnable:          true,
@@ -154,6 +156,11 @@ func (c *Config) Validate() error {
 			bad("advertised-addr", "%v", err)
 		} else if h, _, _ := net.SplitHostPort(c.AdvertisedAddr); h == "" || h == "0.0.0.0" || h == "::" {
 			bad("advertised-addr", "must name a host clients can reach, got %q", c.AdvertisedAddr)
+		}
+	}
+	if c.AdminListen != "" {
+		if err := validHostPort(c.AdminListen); err != nil {
+			bad("admin-listen", "%v", err)
 		}
 	}
 	if c.ControllerAddr != "" {

@@ -36,6 +36,8 @@ type clientConn struct {
 // known at once; otherwise the writer waits for it to be closed.
 type reply struct {
 	corr  int32
+	api   int16
+	start time.Time // frame read: request latency runs from here to written
 	resp  kmsg.Response
 	fetch *fetchReply // spliced records, written with sendfile
 	none  bool        // acks=0: nothing goes on the wire
@@ -88,6 +90,8 @@ func (c *clientConn) shutdown() {
 
 func (c *clientConn) serve() {
 	c.log.Debug("connection opened")
+	c.s.metrics.connections.Add(context.Background(), 1)
+	defer c.s.metrics.connections.Add(context.Background(), -1)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -116,6 +120,7 @@ func (c *clientConn) readLoop() {
 		// batches are appended straight from it), and deferred replies may
 		// still hold it while the next request is read.
 		frame, err := proto.ReadFrame(br, c.s.cfg.SocketRequestMaxBytes, nil)
+		start := time.Now()
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), c.s.ctx.Err() != nil:
@@ -157,7 +162,7 @@ func (c *clientConn) readLoop() {
 		if rep == nil {
 			continue
 		}
-		rep.corr = hdr.CorrelationID
+		rep.corr, rep.api, rep.start = hdr.CorrelationID, hdr.APIKey, start
 		select {
 		case c.queue <- rep:
 		case <-c.s.ctx.Done():
@@ -201,6 +206,7 @@ func (c *clientConn) writeLoop() {
 			c.log.Debug("write failed", "err", err)
 			c.nc.Close() // unblocks the reader
 		}
+		c.s.observeRequest(rep)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/strata-broker/strata/metadata"
 	"github.com/strata-broker/strata/storage"
@@ -38,6 +39,7 @@ type topicState struct {
 	configs  map[string]string
 	cfg      topicConfig
 	parts    []*partition
+	attrs    metric.MeasurementOption // topic=<name>, built once for hot-path metrics
 }
 
 type partition struct {
@@ -104,7 +106,7 @@ func (ps *partitions) reconcile() error {
 		if old != nil && len(old.parts) == len(mt.Partitions) && mapsEqual(old.configs, mt.Configs) {
 			continue
 		}
-		nt := &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: s.topicConfig(mt.Configs)}
+		nt := &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: s.topicConfig(mt.Configs), attrs: topicAttrs(mt.Name)}
 		if old != nil {
 			nt.parts = append(nt.parts, old.parts...)
 			for _, p := range old.parts {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/strata-broker/strata/broker/internal/groups"
 	"github.com/strata-broker/strata/metadata"
 	"github.com/strata-broker/strata/tiering"
+	"github.com/strata-broker/strata/tiering/objstore"
 )
 
 // Server is one Strata broker process: the Kafka listener, the partitions
@@ -46,6 +48,10 @@ type Server struct {
 	conns   map[*clientConn]struct{}
 
 	fetchWaiters atomic.Int64 // long-polling fetches (Kafka's fetch purgatory size)
+	ready        atomic.Bool  // quorum joined, partitions loaded: /readyz
+	metrics      *brokerMetrics
+	adminLn      net.Listener
+	adminSrv     *http.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -66,6 +72,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*clientConn]struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	m, err := newBrokerMetrics()
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s.metrics = m
 
 	if err := s.openDataDir(); err != nil {
 		s.cancel()
@@ -135,6 +147,13 @@ func New(cfg Config) (*Server, error) {
 	if err := s.offsets.load(); err != nil {
 		return nil, fmt.Errorf("load committed offsets: %w", err)
 	}
+	if err := s.registerGauges(); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := s.startAdmin(); err != nil {
+		return nil, err
+	}
+	s.ready.Store(true)
 	ok = true
 	s.log.Info("broker started", "node_id", cfg.NodeID, "listen", ln.Addr().String(),
 		"advertised", net.JoinHostPort(s.advHost, strconv.Itoa(int(s.advPort))),
@@ -183,6 +202,7 @@ func (s *Server) openTier(ctx context.Context) error {
 	if err != nil {
 		return &ConfigError{Key: "object-store", Msg: err.Error()}
 	}
+	store = objstore.Instrument(store, s.metrics.meter)
 	cacheDir := cfg.RemoteCacheDir
 	if cacheDir == "" {
 		cacheDir = filepath.Join(cfg.DataDir, "remote-cache")
@@ -199,6 +219,7 @@ func (s *Server) openTier(ctx context.Context) error {
 		UploadConcurrency: int(cfg.RemoteCopyThreads),
 		UploadBytesPerSec: cfg.RemoteCopyMaxBytesPerSec,
 		Logger:            s.log,
+		Meter:             s.metrics.meter,
 	})
 	if err != nil {
 		return fmt.Errorf("tiering: %w", err)
@@ -238,8 +259,12 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.log.Info("broker shutting down")
 		s.cancel()
+		s.ready.Store(false)
 		if s.ln != nil {
 			s.ln.Close()
+		}
+		if s.adminSrv != nil {
+			s.adminSrv.Close()
 		}
 		s.connsMu.Lock()
 		for c := range s.conns {
@@ -262,6 +287,10 @@ func (s *Server) Close() error {
 func (s *Server) closeResources() error {
 	var errs []error
 	s.cancel()
+	s.ready.Store(false)
+	if s.adminSrv != nil {
+		s.adminSrv.Close()
+	}
 	if s.groups != nil {
 		s.groups.Close()
 	}
@@ -273,6 +302,9 @@ func (s *Server) closeResources() error {
 	}
 	if s.meta != nil {
 		errs = append(errs, s.meta.Close())
+	}
+	if s.metrics != nil {
+		errs = append(errs, s.metrics.provider.Shutdown(context.Background()))
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()

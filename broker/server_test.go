@@ -41,6 +41,7 @@ func startServer(t *testing.T, mutate ...func(*Config)) *testServer {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminListen = "127.0.0.1:0"
 	cfg.GroupInitialRebalanceDelayMs = 0
 	cfg.OffsetsTopicNumPartitions = 3
 	if testing.Verbose() {

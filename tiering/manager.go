@@ -91,7 +91,7 @@ func defaultTuning() tuning {
 // here. LocalRetention* are applied by the storage log itself
 // (storage.Config) and are kept for reference only.
 type PartitionConfig struct {
-	RemoteEnabled                                          bool
+	RemoteEnabled                                                      bool
 	RetentionMs, RetentionBytes, LocalRetentionMs, LocalRetentionBytes int64
 }
 

@@ -260,6 +260,11 @@ func DecodeManifest(b []byte) (Manifest, error) {
 	if len(m.Segments) == 0 {
 		m.Segments = nil
 	}
+	for i := range m.Segments {
+		if len(m.Segments[i].Epochs) == 0 {
+			m.Segments[i].Epochs = nil
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return Manifest{}, err
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/strata-broker/strata/proto"
 )
 
 func rseg(id string, base, last int64) RemoteSegment {
@@ -241,6 +243,35 @@ func FuzzBuildChunks(f *testing.F) {
 		}
 		if size > 0 && pos != size {
 			t.Fatalf("chunks end at %d, segment %d", pos, size)
+		}
+	})
+}
+
+func FuzzVerifyChunk(f *testing.F) {
+	var seed []byte
+	for i := range 3 {
+		seed = proto.AppendBatch(seed, proto.BatchSpec{BaseOffset: int64(100 + 2*i), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+			[]proto.Record{{Value: []byte("a")}, {OffsetDelta: 1, Value: []byte("b")}})
+	}
+	f.Add(seed, int64(0))
+	f.Add(seed[:70], int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, pos int64) {
+		seg := RemoteSegment{ID: "x", BaseOffset: 100, LastOffset: 105, Size: 1 << 20}
+		span := chunkSpan{pos: pos & 0xffff, end: pos&0xffff + int64(len(data)), first: 100}
+		first, last, marks, err := verifyChunk(data, seg, span, 106)
+		if err != nil {
+			if !errors.Is(err, ErrCorruptRemote) {
+				t.Fatalf("error not ErrCorruptRemote: %v", err)
+			}
+			return
+		}
+		if first < seg.BaseOffset || last > seg.LastOffset || first > last || len(marks) == 0 || marks[0].pos != 0 {
+			t.Fatalf("first %d last %d marks %v", first, last, marks)
+		}
+		for i := 1; i < len(marks); i++ {
+			if marks[i].pos <= marks[i-1].pos || marks[i].rel <= marks[i-1].rel || int(marks[i].pos) >= len(data) {
+				t.Fatalf("marks %v", marks)
+			}
 		}
 	})
 }

@@ -90,6 +90,9 @@ func buildChunks(seg RemoteSegment, idx []byte, target int64) (*segIndex, error)
 		switch {
 		case rel <= prevRel || pos <= prevPos:
 			return nil, bad("not increasing", i)
+		case pos > 0 && rel == 0:
+			// The batch at 0 starts at or after the base: no later batch can.
+			return nil, bad("base offset past byte 0", i)
 		case pos+batchHeaderSize > seg.Size || seg.BaseOffset+rel > seg.LastOffset:
 			return nil, bad("outside the segment", i)
 		}
@@ -280,48 +283,45 @@ func nextChunkKey(man Manifest, i int, idx *segIndex, ci int) chunkKey {
 // chunk returns the cached chunk, downloading it if needed (one download
 // per chunk however many readers want it), with a reference for the caller.
 func (m *Manager) chunk(ctx context.Context, tp topicPartition, seg RemoteSegment, span chunkSpan, nextFirst int64) (*cacheEntry, error) {
-	for attempt := 0; attempt < 3; attempt++ {
-		f, e := m.chunkFlight(tp, seg, span, nextFirst)
-		if e != nil {
-			if attempt == 0 {
-				m.met.hits.Add(ctx, 1)
-			}
-			return e, nil
-		}
-		if attempt == 0 {
-			m.met.misses.Add(ctx, 1)
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if f.err != nil {
-			return nil, f.err
-		}
-		if e := f.val.(*cacheEntry); e.tryRef() {
-			m.cache.touch(e)
-			return e, nil
-		}
-		// Evicted and closed before we got to it (a tiny cache under
-		// pressure): ask again.
+	f, e := m.chunkFlight(tp, seg, span, nextFirst, true)
+	if e != nil {
+		m.met.hits.Add(ctx, 1)
+		return e, nil
 	}
-	return nil, fmt.Errorf("chunk %s@%d evicted before it could be read; cache too small?", seg.ID, span.pos)
+	m.met.misses.Add(ctx, 1)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		m.flights.leave(f, func() { f.val.(*cacheEntry).release() })
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.val.(*cacheEntry), nil // referenced for us by the download
 }
 
 // chunkFlight returns the cached entry (referenced) or the download in
 // flight for it, starting one if there is none. The cache is checked under
 // the flight lock and a download caches its chunk before it leaves the
-// flight map, so no chunk is ever downloaded twice at once.
-func (m *Manager) chunkFlight(tp topicPartition, seg RemoteSegment, span chunkSpan, nextFirst int64) (*flight, *cacheEntry) {
+// flight map, so no chunk is ever downloaded twice at once. A joining
+// caller (join) is handed a reference when the download finishes, before
+// the trimmer can evict the chunk; it must wait for the flight or leave it.
+func (m *Manager) chunkFlight(tp topicPartition, seg RemoteSegment, span chunkSpan, nextFirst int64, join bool) (*flight, *cacheEntry) {
 	key := chunkKey{seg.ID, span.pos}
-	fk := fmt.Sprintf("c/%s/%d", seg.ID, span.pos)
+	if e := m.cache.get(key); e != nil {
+		return nil, e // the common case, without the flight lock
+	}
+	fk := flightKey{chunkFlightKind, key}
 	m.flights.mu.Lock()
 	if e := m.cache.get(key); e != nil {
 		m.flights.mu.Unlock()
 		return nil, e
 	}
 	f, started := m.flights.start(fk)
+	if join {
+		f.waiters++
+	}
 	m.flights.mu.Unlock()
 	if !started {
 		return f, nil
@@ -332,13 +332,13 @@ func (m *Manager) chunkFlight(tp topicPartition, seg RemoteSegment, span chunkSp
 		e, err := m.download(ctx, tp, seg, span, nextFirst)
 		if err != nil {
 			m.logDownloadError(tp, seg, span, err)
+			m.flights.finish(fk, f, nil, err, nil)
+			return
 		}
-		m.flights.finish(fk, f, e, err)
-		if e != nil {
-			e.release() // the download's reference; waiters take their own
-		}
+		m.flights.finish(fk, f, e, nil, func(n int) { e.refs.Add(int32(n)) })
+		e.release() // the download's own reference
 	}) {
-		m.flights.finish(fk, f, nil, ErrClosed)
+		m.flights.finish(fk, f, nil, ErrClosed, nil)
 	}
 	return f, nil
 }
@@ -420,7 +420,7 @@ func (m *Manager) segmentIndex(ctx context.Context, tp topicPartition, seg Remot
 		}
 		return x, err
 	}
-	fk := "i/" + seg.ID
+	fk := flightKey{indexFlightKind, chunkKey{segID: seg.ID}}
 	m.flights.mu.Lock()
 	if x, ok := m.idx.get(seg.ID); ok {
 		m.flights.mu.Unlock()
@@ -437,9 +437,9 @@ func (m *Manager) segmentIndex(ctx context.Context, tp topicPartition, seg Remot
 		} else {
 			m.logDownloadError(tp, seg, chunkSpan{}, err)
 		}
-		m.flights.finish(fk, f, x, err)
+		m.flights.finish(fk, f, x, err, nil)
 	}) {
-		m.flights.finish(fk, f, nil, ErrClosed)
+		m.flights.finish(fk, f, nil, ErrClosed, nil)
 	}
 	select {
 	case <-f.done:
@@ -505,7 +505,10 @@ func (s *readState) observe(first, last, next chunkKey) (sequential bool) {
 // readAhead prefetches the chunks after the last one a sequential reader
 // was served, in the background, if a prefetch slot is free.
 func (m *Manager) readAhead(tp topicPartition, man Manifest, first, last, next chunkKey, seg, ci int) {
-	v, _ := m.readers.LoadOrStore(tp, &readState{})
+	v, ok := m.readers.Load(tp)
+	if !ok {
+		v, _ = m.readers.LoadOrStore(tp, &readState{})
+	}
 	if !v.(*readState).observe(first, last, next) || m.tune.readAhead <= 0 {
 		return
 	}
@@ -533,7 +536,7 @@ func (m *Manager) prefetchAfter(tp topicPartition, man Manifest, i, ci, n int) {
 			break
 		}
 		for ci++; ci < len(idx.chunks) && n > 0; ci++ {
-			f, e := m.chunkFlight(tp, seg, idx.chunks[ci], nextFirstOf(man, i, idx, ci))
+			f, e := m.chunkFlight(tp, seg, idx.chunks[ci], nextFirstOf(man, i, idx, ci), false)
 			if e != nil {
 				e.release()
 			} else {
@@ -559,33 +562,69 @@ type flight struct {
 	done chan struct{}
 	val  any
 	err  error
+	// Guarded by flightGroup.mu: joined callers still waiting, and whether
+	// the result is in.
+	waiters  int
+	finished bool
 }
 
 type flightGroup struct {
-	mu sync.Mutex // guards m; callers of start hold it
-	m  map[string]*flight
+	mu sync.Mutex // guards m and the flights' waiters and finished
+	m  map[flightKey]*flight
 }
+
+// flightKey names a download: a chunk, or a segment's index (pos 0).
+type flightKey struct {
+	kind byte
+	key  chunkKey
+}
+
+const (
+	chunkFlightKind = 'c'
+	indexFlightKind = 'i'
+)
 
 // start returns the flight for key, creating it if there is none (started
 // is then true and the caller must finish it). Callers hold g.mu.
-func (g *flightGroup) start(key string) (f *flight, started bool) {
+func (g *flightGroup) start(key flightKey) (f *flight, started bool) {
 	if f := g.m[key]; f != nil {
 		return f, false
 	}
 	if g.m == nil {
-		g.m = make(map[string]*flight)
+		g.m = make(map[flightKey]*flight)
 	}
 	f = &flight{done: make(chan struct{})}
 	g.m[key] = f
 	return f, true
 }
 
-func (g *flightGroup) finish(key string, f *flight, val any, err error) {
-	f.val, f.err = val, err
+// finish publishes the result. grant, if any, is called with the number of
+// joined waiters (under the lock, so none can leave meanwhile) to hand each
+// a share of the result.
+func (g *flightGroup) finish(key flightKey, f *flight, val any, err error, grant func(waiters int)) {
 	g.mu.Lock()
+	f.val, f.err, f.finished = val, err, true
+	if err == nil && grant != nil && f.waiters > 0 {
+		grant(f.waiters)
+	}
 	delete(g.m, key)
 	g.mu.Unlock()
 	close(f.done)
+}
+
+// leave withdraws a joined waiter that stops waiting; if the result came in
+// first, drop gives back its share.
+func (g *flightGroup) leave(f *flight, drop func()) {
+	g.mu.Lock()
+	if !f.finished {
+		f.waiters--
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	if f.err == nil {
+		drop()
+	}
 }
 
 // indexCache keeps the chunk layouts of recently read segments.

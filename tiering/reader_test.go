@@ -19,12 +19,12 @@ import (
 	"github.com/strata-broker/strata/tiering/filestore"
 )
 
-// produceVaried writes batches of varied sizes (1-7 records, values 0-300
+// produceVaried writes batches of varied sizes (1-4 records, values 0-120
 // bytes), so chunks, index entries and maxBytes cut batches in many places.
 func produceVaried(t testing.TB, l *storage.Log, n int, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	for range n {
-		produce(t, l, 1, 1+r.IntN(7), 1000+int64(r.IntN(100)), r.IntN(300))
+		produce(t, l, 1, 1+r.IntN(4), 1000+int64(r.IntN(100)), r.IntN(120))
 	}
 }
 
@@ -370,6 +370,7 @@ func TestCancelledReadFinishesDownloadIntoCache(t *testing.T) {
 
 func TestSequentialReadsPrefetch(t *testing.T) {
 	e := newEnv(t, withMemStore())
+	e.m.tune.chunkBytes = 256
 	_, _, man := e.tieredVaried(100)
 	seg := man.Segments[0]
 	ctx := context.Background()
@@ -441,4 +442,35 @@ func cached(m *Manager, k chunkKey) bool {
 	m.cache.mu.Lock()
 	defer m.cache.mu.Unlock()
 	return m.cache.entries[k] != nil
+}
+
+// A broker whose data directory was lost restarts the log at the remote
+// end and serves every tiered record again; new segments continue the
+// manifest.
+func TestWipedDataDirServesRemoteTier(t *testing.T) {
+	e := newEnv(t)
+	local, bps, man := e.tieredVaried(80)
+	e.stop()
+
+	fresh := e.openLog(t.TempDir(), 2048)
+	if err := fresh.ResetEmpty(man.End(), man.LogStartOffset); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.CacheDir = t.TempDir()
+	b := e.newManager()
+	e.run(b)
+	b.AddPartition("t", e.topicID, 0, fresh, remoteOn())
+	got := readRange(t, b, e.topicID, man.LogStartOffset, man.End())
+	if want := local[:batchHolding(bps, man.End()).pos]; !bytes.Equal(got, want) {
+		t.Fatalf("after the wipe: %d remote bytes, %d before, differ", len(got), len(want))
+	}
+	produceVaried(t, fresh, 40, 9)
+	e.waitUploaded(fresh)
+	man2 := e.manifest()
+	if err := man2.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if man2.Segments[len(man.Segments)-1].ID != man.Segments[len(man.Segments)-1].ID || man2.End() <= man.End() {
+		t.Fatal("the manifest did not continue at its end")
+	}
 }

@@ -33,6 +33,7 @@ type pendingUpload struct {
 	tindex   []byte
 	put      [len(segmentKinds)]bool
 	srcBytes int64
+	putAt    time.Time // when the objects marked in put were put
 }
 
 // uploadLoop hands partitions with sealed segments to upload jobs, at most
@@ -111,8 +112,8 @@ func (m *Manager) endJob(p *partState, done chan struct{}) {
 }
 
 // uploadJob moves the partition one step on (one segment) and schedules
-// the next attempt: at once after progress, after a backoff after a
-// failure. Failures never give up: the local copy stays until a later
+// the next attempt: at once after progress, at the next scan when there was
+// nothing to do, after a backoff after a failure. Failures never give up: the local copy stays until a later
 // attempt commits the upload.
 func (m *Manager) uploadJob(p *partState, done chan struct{}) {
 	defer m.wake()
@@ -122,6 +123,11 @@ func (m *Manager) uploadJob(p *partState, done chan struct{}) {
 	defer p.mu.Unlock()
 	if err == nil {
 		p.failures, p.retryAt = 0, time.Time{}
+		if !progressed {
+			// Nothing to do yet (waiting for retention, say): look again
+			// at the next scan rather than spin.
+			p.retryAt = time.Now().Add(m.tune.scanInterval)
+		}
 		return
 	}
 	if p.ctx.Err() != nil {
@@ -238,6 +244,13 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 		if pu, err = planUpload(files, cand, cut); err != nil {
 			return false, err
 		}
+	}
+	if now := m.now(); pu.putAt.IsZero() || now.Sub(pu.putAt) > m.cfg.OrphanGrace/2 {
+		// After a long outage another broker's sweep may have taken our
+		// objects for orphans: put them again rather than commit a segment
+		// whose objects might be gone.
+		pu.put = [len(segmentKinds)]bool{}
+		pu.putAt = now
 	}
 	p.mu.Lock()
 	p.pending = pu

@@ -20,13 +20,12 @@
 //
 // # Failures
 //
-// Every request goes through the SDK's adaptive retry mode: errors on the
+// Every request goes through the SDK's standard retryer: errors on the
 // connection, 5xx answers and throttling (503 SlowDown) are retried with
-// exponential backoff and jitter (throttles start at 1s), MaxAttempts times.
-// Throttling also slows the whole Store: its requests share one adaptive
-// token bucket, which after a throttle can hold the client to 0.5 request/s
-// when it has measured little traffic, then grows back within seconds (the
-// SDK's algorithm; tests see a 2 s wait after a SlowDown).
+// exponential backoff and jitter, MaxAttempts times, each request on its
+// own. The SDK's adaptive mode is not used: after one throttle it slows
+// every request of the client for seconds, and a broker's uploads and
+// remote reads share one client.
 //
 // The SDK's retry quota, which stops retrying after a burst of failures, is
 // off: the tiering uploader already bounds its concurrency and retries whole

@@ -178,18 +178,20 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}, nil
 }
 
+// newRetryer retries 5xx, SlowDown and other throttles with jittered
+// exponential backoff per request. Not the SDK's adaptive mode: one
+// throttled request there slows every later request of the client for
+// seconds, and a broker's uploads and reads share one client.
 func newRetryer(cfg Config) aws.Retryer {
-	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
-			so.MaxAttempts = cfg.MaxAttempts
-			so.MaxBackoff = cfg.MaxBackoff
-			so.RateLimiter = ratelimit.None
-			if cfg.RetryDelay != nil {
-				so.Backoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
-					return cfg.RetryDelay(attempt), nil
-				})
-			}
-		})
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = cfg.MaxAttempts
+		so.MaxBackoff = cfg.MaxBackoff
+		so.RateLimiter = ratelimit.None
+		if cfg.RetryDelay != nil {
+			so.Backoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
+				return cfg.RetryDelay(attempt), nil
+			})
+		}
 	})
 }
 

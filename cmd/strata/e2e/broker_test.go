@@ -78,7 +78,7 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 }
 
 // fastArgs keep group tests quick without changing what they test.
-var fastArgs = []string{"--set", "group.initial.rebalance.delay.ms=0"}
+var fastArgs = []string{"--set", "group.initial.rebalance.delay.ms=0", "--admin-listen=127.0.0.1:0"}
 
 // brokerProc is one strata process; it can be killed and restarted on the
 // same data directory and port.

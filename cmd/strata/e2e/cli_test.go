@@ -54,7 +54,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	// Each case would otherwise start a broker: give it somewhere harmless.
 	base := func() []string {
-		return []string{"serve", "--listen=127.0.0.1:0", "--data-dir=" + filepath.Join(t.TempDir(), "data")}
+		return []string{"serve", "--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0", "--data-dir=" + filepath.Join(t.TempDir(), "data")}
 	}
 	tests := []struct {
 		name string
