@@ -10,6 +10,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,6 +33,7 @@ func handleDescribeConfigs(s *Server, ctx context.Context, r *request) *reply {
 				break
 			}
 			res.Configs = s.describeTopicConfigs(t.Configs, rr.ConfigNames, req.IncludeSynonyms)
+			res.Configs = append(res.Configs, s.topicSizeConfigs(t.Name, rr.ConfigNames)...)
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				res.ErrorCode = kerr.InvalidRequest.Code
@@ -46,6 +48,50 @@ func handleDescribeConfigs(s *Server, ctx context.Context, r *request) *reply {
 		resp.Resources = append(resp.Resources, res)
 	}
 	return respond(resp)
+}
+
+// Read-only size entries shown with a topic's configs: how much of it is on
+// local disk and how much in the object store. They are not settable
+// (AlterConfigs refuses unknown names).
+const (
+	configLocalSize  = "strata.local.size.bytes"
+	configRemoteSize = "strata.remote.size.bytes"
+)
+
+func (s *Server) topicSizeConfigs(topic string, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+	want := len(names) == 0
+	for _, n := range names {
+		if n == configLocalSize || n == configRemoteSize {
+			want = true
+		}
+	}
+	ts, ok := s.parts.topic(topic)
+	if !want || !ok {
+		return nil
+	}
+	var local, remote int64
+	for _, p := range ts.parts {
+		local += p.log.Size()
+		rb, _, _, _ := s.tier.Stats(ts.id, p.index)
+		remote += rb
+	}
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, kv := range []struct {
+		name string
+		v    int64
+	}{{configLocalSize, local}, {configRemoteSize, remote}} {
+		if len(names) > 0 && !slices.Contains(names, kv.name) {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = kv.name
+		c.Value = kmsg.StringPtr(strconv.FormatInt(kv.v, 10))
+		c.ReadOnly = true
+		c.Source = kmsg.ConfigSourceDefaultConfig
+		c.ConfigType = kmsg.ConfigTypeLong
+		out = append(out, c)
+	}
+	return out
 }
 
 func (s *Server) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {

@@ -2,8 +2,9 @@ package broker
 
 // DescribeLogDirs v0-v4.
 //
-// One log dir (the data dir) with each partition's local size; v4 adds the
-// file system's total and usable bytes.
+// Two log dirs: the data dir with each partition's local size (v4 adds the
+// file system's total and usable bytes), and the remote tier, named
+// "remote:<object-store URL>", with each partition's remote size.
 
 import (
 	"context"
@@ -60,5 +61,36 @@ func handleDescribeLogDirs(s *Server, ctx context.Context, r *request) *reply {
 		}
 	}
 	resp.Dirs = append(resp.Dirs, dir)
+	resp.Dirs = append(resp.Dirs, s.remoteLogDir(req, topics, want))
 	return respond(resp)
+}
+
+// remoteLogDir reports the remote tier as a second log dir named after the
+// object store, with each partition's remote size, so tools that list log
+// dirs show both tiers (its total and usable bytes are unknown: -1).
+func (s *Server) remoteLogDir(req *kmsg.DescribeLogDirsRequest, topics []*topicState, want map[string]map[int32]bool) kmsg.DescribeLogDirsResponseDir {
+	dir := kmsg.NewDescribeLogDirsResponseDir()
+	dir.Dir = "remote:" + s.objectStoreURL
+	dir.TotalBytes, dir.UsableBytes = -1, -1
+	for _, t := range topics {
+		ps, ok := want[t.name]
+		if req.Topics != nil && !ok {
+			continue
+		}
+		dt := kmsg.NewDescribeLogDirsResponseDirTopic()
+		dt.Topic = t.name
+		for _, p := range t.parts {
+			if req.Topics != nil && !ps[p.index] {
+				continue
+			}
+			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+			dp.Partition = p.index
+			dp.Size, _, _, _ = s.tier.Stats(t.id, p.index)
+			dt.Partitions = append(dt.Partitions, dp)
+		}
+		if len(dt.Partitions) > 0 {
+			dir.Topics = append(dir.Topics, dt)
+		}
+	}
+	return dir
 }

@@ -19,6 +19,27 @@ func init() { register(2, 1, 9, handleListOffsets) }
 
 func handleListOffsets(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.ListOffsetsRequest)
+	if s.listOffsetsNeedsRemote(req) {
+		// Timestamp lookups into the remote tier wait on the object store.
+		return r.cc.later(func() *reply { return &reply{resp: s.listOffsets(ctx, req)} })
+	}
+	return respond(s.listOffsets(ctx, req))
+}
+
+func (s *Server) listOffsetsNeedsRemote(req *kmsg.ListOffsetsRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.Timestamp >= 0 || rp.Timestamp == -3 {
+				if _, p, err := s.parts.get(rt.Topic, rp.Partition); err == nil && hasTiered(p) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
@@ -27,7 +48,7 @@ func handleListOffsets(s *Server, ctx context.Context, r *request) *reply {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			if code := s.listOffset(req.Version, rt.Topic, rp, &sp); code != 0 {
+			if code := s.listOffset(ctx, req.Version, rt.Topic, rp, &sp); code != 0 {
 				sp.ErrorCode = code
 				sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			}
@@ -35,11 +56,11 @@ func handleListOffsets(s *Server, ctx context.Context, r *request) *reply {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return respond(resp)
+	return resp
 }
 
-func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
-	_, p, err := s.parts.get(topic, rp.Partition)
+func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+	topicSt, p, err := s.parts.get(topic, rp.Partition)
 	if err != nil {
 		return errorCode(s.log, err)
 	}
@@ -72,7 +93,28 @@ func (s *Server) listOffset(version int16, topic string, rp kmsg.ListOffsetsRequ
 		if off >= 0 && off < l.HighWatermark() {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, mts, epoch
 		}
+		if hasTiered(p) {
+			roff, rts, ok, err := s.remoteMaxTimestamp(ctx, topicSt, p)
+			if err != nil {
+				s.log.Error("remote max timestamp lookup failed", "topic", topic, "partition", rp.Partition, "err", err)
+				return kerr.KafkaStorageError.Code
+			}
+			if ok && (sp.Offset < 0 || rts >= sp.Timestamp) {
+				sp.Offset, sp.Timestamp, sp.LeaderEpoch = roff, rts, l.EpochForOffset(roff)
+			}
+		}
 	case ts >= 0:
+		if hasTiered(p) {
+			roff, rts, ok, err := s.remoteOffsetForTimestamp(ctx, topicSt, p, ts)
+			if err != nil {
+				s.log.Error("remote timestamp lookup failed", "topic", topic, "partition", rp.Partition, "err", err)
+				return kerr.KafkaStorageError.Code
+			}
+			if ok {
+				sp.Offset, sp.Timestamp, sp.LeaderEpoch = roff, rts, l.EpochForOffset(roff)
+				break
+			}
+		}
 		off, fts, epoch, ok := l.OffsetForTimestamp(ts)
 		if ok && off < l.HighWatermark() {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, fts, epoch

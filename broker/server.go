@@ -30,15 +30,16 @@ type Server struct {
 	advHost string
 	advPort int32
 
-	lockFile *os.File
-	meta     *metadata.Store
-	ln       net.Listener
-	parts    *partitions
-	groups   *groups.Coordinator
-	sessions *fetchSessions
-	pids     *producerIDs
-	offsets  *offsetsTopic
-	tier     *tiering.Manager // remote tier; never nil once New returns
+	lockFile       *os.File
+	meta           *metadata.Store
+	ln             net.Listener
+	parts          *partitions
+	groups         *groups.Coordinator
+	sessions       *fetchSessions
+	pids           *producerIDs
+	offsets        *offsetsTopic
+	tier           *tiering.Manager // remote tier; never nil once New returns
+	objectStoreURL string
 
 	ctx    context.Context // server lifetime; cancelled at shutdown
 	cancel context.CancelFunc
@@ -225,6 +226,7 @@ func (s *Server) openTier(ctx context.Context) error {
 		return fmt.Errorf("tiering: %w", err)
 	}
 	s.tier = tier
+	s.objectStoreURL = url
 	s.log.Info("object store opened", "url", url, "cache_dir", cacheDir, "cache_bytes", cfg.RemoteCacheBytes)
 	return nil
 }
