@@ -113,8 +113,10 @@ func (f *fsm) addRemoteSegment(c *addRemoteSegmentV1) (bool, error) {
 		return false, nil
 	}
 	if len(cur.Segments) == 0 {
-		if seg.BaseOffset < cur.LogStartOffset {
-			return false, fmt.Errorf("%s: base offset is below the remote log start offset %d: %w", op(), cur.LogStartOffset, ErrInvalidArgument)
+		// A first segment may begin below the log start (DeleteRecords can
+		// cut inside a batch); it must hold something at or above it.
+		if seg.LastOffset < cur.LogStartOffset {
+			return false, fmt.Errorf("%s: segment ends below the remote log start offset %d: %w", op(), cur.LogStartOffset, ErrInvalidArgument)
 		}
 	} else if end := cur.end(); seg.BaseOffset != end {
 		return false, fmt.Errorf("%s: not contiguous with the manifest, whose next segment must start at %d: %w", op(), end, ErrInvalidArgument)
@@ -329,7 +331,7 @@ func (s *Store) RemoteManifest(topicID uuid.UUID, partition int32) RemoteManifes
 // recorded, nothing changes and the result is nil, so a retry after an
 // ambiguous failure (ErrNotLeader from lost leadership, a ctx error) is
 // safe. Otherwise seg must start exactly at the previous segment's
-// LastOffset+1 (on an empty manifest: at or above its LogStartOffset) and
+// LastOffset+1 (on an empty manifest: ending at or above its LogStartOffset) and
 // satisfy BaseOffset <= LastOffset, else ErrInvalidArgument. ErrUnknownTopic
 // when the topic or the partition does not exist.
 func (s *Store) AddRemoteSegment(ctx context.Context, topicID uuid.UUID, partition int32, seg RemoteSegment) error {

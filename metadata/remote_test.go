@@ -142,6 +142,13 @@ func TestFSMRemoteManifests(t *testing.T) {
 			check:   wantManifest(idA, 0, RemoteManifest{LogStartOffset: 500, Segments: []RemoteSegment{pub("a", 700, 799)}}),
 		},
 		{
+			name:    "empty manifest accepts a segment straddling its log start",
+			setup:   []command{twoParts, removeSegs(idA, 0, 500)},
+			cmd:     addSeg(idA, 0, seg("a", 450, 599)),
+			changed: true,
+			check:   wantManifest(idA, 0, RemoteManifest{LogStartOffset: 500, Segments: []RemoteSegment{pub("a", 450, 599)}}),
+		},
+		{
 			name:    "empty manifest refuses a segment below its log start",
 			setup:   append(base[:len(base):len(base)], removeSegs(idA, 0, 0, "a", "b")),
 			cmd:     addSeg(idA, 0, seg("again", 100, 199)),

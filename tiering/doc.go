@@ -35,7 +35,8 @@
 //     local copy.
 //   - Manifests are contiguous: a segment is added only at the manifest's end
 //     (local segments below it are already remote; a local segment straddling
-//     it is uploaded from the end on), and removed only from the start.
+//     it is uploaded from the end on; the first segment of an empty manifest
+//     from the batch holding the log start), and removed only from the start.
 //   - Deletion is driven by the committed manifest: retention, DeleteRecords
 //     and DeleteTopic remove segments from the manifest first and delete
 //     their objects after the removal committed. An object no manifest

@@ -130,8 +130,8 @@ func (m Manifest) Contains(id string) bool {
 // whose ID is already there returns m unchanged (AddSegment is idempotent,
 // so a retry after an ambiguous failure is safe). Otherwise seg must be
 // well formed and start at End, or, when m has no segments, hold at least
-// one offset at or above the log start; the first segment raises an
-// unknown or lower log start to its base.
+// one offset at or above the log start (its first batch may hold offsets
+// below it: delete records cut it). The log start does not change.
 func (m Manifest) WithSegment(seg RemoteSegment) (Manifest, error) {
 	if m.Contains(seg.ID) {
 		return m, nil
@@ -147,9 +147,6 @@ func (m Manifest) WithSegment(seg RemoteSegment) (Manifest, error) {
 		return m, fmt.Errorf("add segment %s [%d, %d] below log start %d: %w", seg.ID, seg.BaseOffset, seg.LastOffset, m.LogStartOffset, ErrNotContiguous)
 	}
 	out := m.Clone()
-	if len(out.Segments) == 0 {
-		out.LogStartOffset = max(out.LogStartOffset, seg.BaseOffset)
-	}
 	seg.Epochs = append([]EpochEntry(nil), seg.Epochs...)
 	out.Segments = append(out.Segments, seg)
 	return out, nil

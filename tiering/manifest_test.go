@@ -26,8 +26,8 @@ func TestManifestWithSegment(t *testing.T) {
 		wantEnd   int64
 		wantStart int64
 	}{
-		{"first segment into unknown manifest", Manifest{LogStartOffset: -1}, rseg("a", 100, 109), nil, 110, 100},
-		{"first segment raises zero log start", Manifest{}, rseg("a", 100, 109), nil, 110, 100},
+		{"first segment into unknown manifest", Manifest{LogStartOffset: -1}, rseg("a", 100, 109), nil, 110, -1},
+		{"first segment above the log start", Manifest{}, rseg("a", 100, 109), nil, 110, 0},
 		{"first segment straddling the log start", Manifest{LogStartOffset: 105}, rseg("a", 100, 109), nil, 110, 105},
 		{"first segment wholly below the log start", Manifest{LogStartOffset: 110}, rseg("a", 100, 109), ErrNotContiguous, 110, 110},
 		{"append at the end", three, rseg("d", 30, 39), nil, 40, 0},

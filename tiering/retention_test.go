@@ -6,11 +6,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/strata-broker/strata/proto"
 	"github.com/strata-broker/strata/storage"
 )
 
@@ -152,6 +154,7 @@ func TestRetentionCoversLocalOnlyData(t *testing.T) {
 	}
 	e.mans.setHooks(nil, nil)
 	e.waitUploaded(e.log)
+	e.m.retentionPass(context.Background()) // records the log start remotely
 	man := e.manifest()
 	if err := man.Validate(); err != nil {
 		t.Fatal(err)
@@ -271,5 +274,58 @@ func TestOrphanSweepKeepsForeignAndCommitted(t *testing.T) {
 	slices.Sort(want)
 	if got := allKeys(t, e.store); !slices.Equal(got, want) {
 		t.Fatalf("bucket holds\n%v\nwant\n%v", got, want)
+	}
+}
+
+// After delete records empties the manifest with a log start inside a
+// local segment not yet uploaded, that segment is uploaded from the batch
+// at the log start, which a manifest store as strict as the metadata FSM
+// (first segment at or above the log start) accepts.
+func TestUploadAfterDeleteRecordsInsideLocalSegment(t *testing.T) {
+	e := newEnv(t, withMemStore())
+	produce(t, e.log, 30, 5, 1000, 20)
+	e.start(remoteOn())
+	e.waitUploaded(e.log)
+	var blocked atomic.Bool
+	blocked.Store(true)
+	e.mans.setHooks(func(seg RemoteSegment) error {
+		if blocked.Load() {
+			return errors.New("quorum unavailable")
+		}
+		if man := e.manifest(); len(man.Segments) == 0 && seg.BaseOffset < man.LogStartOffset {
+			return errors.New("base offset below the remote log start")
+		}
+		return nil
+	}, nil)
+	end0 := e.manifest().End()
+	produce(t, e.log, 30, 5, 1000, 20)
+	_, bps := readLocal(t, e.log)
+	var off int64 = -1
+	for i, b := range bps {
+		if b.base > end0 && bps[i-1].base >= end0 {
+			off = b.base // the second batch of the first segment not uploaded
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := e.m.DeleteRecordsBefore(ctx, e.topicID, 0, off); err != nil {
+		t.Fatal(err)
+	}
+	if man := e.manifest(); len(man.Segments) != 0 || man.LogStartOffset != off || e.log.LogStartOffset() != off {
+		t.Fatalf("after delete records: %d segments, remote log start %d, local %d; want none, %d", len(man.Segments), man.LogStartOffset, e.log.LogStartOffset(), off)
+	}
+	blocked.Store(false)
+	e.waitUploaded(e.log)
+	man := e.manifest()
+	if man.Segments[0].BaseOffset != off {
+		t.Fatalf("first remote segment starts at %d, want %d", man.Segments[0].BaseOffset, off)
+	}
+	rr, err := e.m.Read(ctx, e.topicID, 0, off, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	if b, err := proto.ParseBatchHeader(readAll(t, rr)); err != nil || b.BaseOffset != off {
+		t.Fatalf("read at the log start: batch %d, %v", b.BaseOffset, err)
 	}
 }

@@ -28,6 +28,7 @@ var errGap = errors.New("tiering: local log does not continue the remote tier")
 type pendingUpload struct {
 	seg      RemoteSegment
 	srcBase  int64 // base offset of the local segment it comes from
+	cut      cutAt
 	cutPos   int64 // byte position in the local file where seg starts
 	index    []byte
 	tindex   []byte
@@ -204,7 +205,7 @@ func (m *Manager) uploadStep(p *partState) (progressed bool, err error) {
 		return false, nil
 	}
 	cand := sealed[i]
-	cut := cand.BaseOffset
+	c := cutAt{offset: cand.BaseOffset}
 	if hasSegs {
 		if cand.BaseOffset > end {
 			if end <= logStart {
@@ -214,17 +215,30 @@ func (m *Manager) uploadStep(p *partState) (progressed bool, err error) {
 			}
 			return false, fmt.Errorf("segment %d: remote end %d: %w", cand.BaseOffset, end, errGap)
 		}
-		// Usually cut == base. A segment straddling the remote end (the
-		// previous leader rolled at other offsets) is uploaded from there.
-		cut = end
+		// Usually end == base. A segment straddling the remote end (the
+		// previous leader rolled at other offsets) is uploaded from there,
+		// which must be a batch boundary.
+		c = cutAt{offset: end, exact: true}
+	} else if ls := max(logStart, man.LogStartOffset); ls > cand.BaseOffset {
+		// The first segment of an empty manifest straddles the log start
+		// (delete records, retention): upload it from the batch holding
+		// the log start, not the deleted batches before.
+		c = cutAt{offset: ls}
 	}
-	return m.uploadSegment(ctx, p, log, cand, cut)
+	return m.uploadSegment(ctx, p, log, cand, c)
+}
+
+// cutAt says where in a local segment an upload starts: at the batch
+// holding offset, which must start exactly there when exact.
+type cutAt struct {
+	offset int64
+	exact  bool
 }
 
 // uploadSegment puts the segment's objects under a fresh upload id (or
 // the pending one of an earlier attempt), commits it to the manifest,
 // refreshes the bucket copy and only then lets the log drop it locally.
-func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.Log, cand storage.SealedSegment, cut int64) (bool, error) {
+func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.Log, cand storage.SealedSegment, cut cutAt) (bool, error) {
 	files, err := log.OpenSegment(cand.BaseOffset)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
@@ -236,7 +250,7 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 
 	p.mu.Lock()
 	pu := p.pending
-	if pu != nil && (pu.srcBase != cand.BaseOffset || pu.seg.BaseOffset != cut || pu.srcBytes != files.Size) {
+	if pu != nil && (pu.srcBase != cand.BaseOffset || pu.cut != cut || pu.srcBytes != files.Size) {
 		pu = nil // planned for another segment: its objects are orphans now
 	}
 	p.mu.Unlock()
@@ -316,26 +330,32 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 }
 
 // planUpload describes the remote segment made from the local one, from
-// offset cut on.
-func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut int64) (*pendingUpload, error) {
-	pu := &pendingUpload{srcBase: cand.BaseOffset, srcBytes: files.Size, index: files.Index, tindex: files.TimeIndex}
-	if cut > cand.BaseOffset {
-		rel := cut - cand.BaseOffset
-		pos, err := batchStart(files, cand.BaseOffset, cut)
+// the cut on.
+func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut cutAt) (*pendingUpload, error) {
+	pu := &pendingUpload{srcBase: cand.BaseOffset, cut: cut, srcBytes: files.Size, index: files.Index, tindex: files.TimeIndex}
+	base := cand.BaseOffset
+	if cut.offset > cand.BaseOffset {
+		pos, batchBase, err := batchAt(files, cand.BaseOffset, cut.offset)
 		if err != nil {
 			return nil, err
 		}
-		pu.cutPos = pos
-		pu.index = cutOffsetIndex(files.Index, rel, pos)
-		pu.tindex = cutTimeIndex(files.TimeIndex, rel)
+		if cut.exact && batchBase != cut.offset {
+			return nil, fmt.Errorf("segment %d: offset %d is inside the batch at %d: %w", cand.BaseOffset, cut.offset, batchBase, errGap)
+		}
+		if pos > 0 {
+			rel := batchBase - cand.BaseOffset
+			base, pu.cutPos = batchBase, pos
+			pu.index = cutOffsetIndex(files.Index, rel, pos)
+			pu.tindex = cutTimeIndex(files.TimeIndex, rel)
+		}
 	}
 	pu.seg = RemoteSegment{
 		ID:            uuid.NewString(),
-		BaseOffset:    cut,
+		BaseOffset:    base,
 		LastOffset:    cand.NextOffset - 1,
 		Size:          files.Size - pu.cutPos,
 		MaxTimestamp:  cand.MaxTimestamp,
-		Epochs:        epochsFrom(cand.Epochs, cut),
+		Epochs:        epochsFrom(cand.Epochs, base),
 		IndexSize:     int64(len(pu.index)),
 		TimeIndexSize: int64(len(pu.tindex)),
 	}
@@ -345,11 +365,10 @@ func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut int
 	return pu, nil
 }
 
-// batchStart finds the byte position of the batch whose base offset is
-// target in a local segment, from its offset index and batch headers.
-func batchStart(files *storage.SegmentFiles, base, target int64) (int64, error) {
+// batchAt finds the batch holding offset target in a local segment (from
+// its offset index, then batch headers): its byte position and base offset.
+func batchAt(files *storage.SegmentFiles, base, target int64) (pos, batchBase int64, err error) {
 	rel := target - base
-	var pos int64
 	for i := 0; i+offsetEntrySize <= len(files.Index); i += offsetEntrySize {
 		if int64(binary.BigEndian.Uint32(files.Index[i:])) > rel {
 			break
@@ -359,20 +378,18 @@ func batchStart(files *storage.SegmentFiles, base, target int64) (int64, error) 
 	var hb [batchHeadPrefix]byte
 	for pos < files.Size {
 		if _, err := files.Log.ReadAt(hb[:], pos); err != nil {
-			return 0, fmt.Errorf("segment %d: header at %d: %w", base, pos, err)
+			return 0, 0, fmt.Errorf("segment %d: header at %d: %w", base, pos, err)
 		}
 		h := parseHead(hb[:])
 		switch {
 		case h.size < batchHeaderSize:
-			return 0, fmt.Errorf("segment %d: bad batch length at byte %d: %w", base, pos, storage.ErrCorrupt)
-		case h.base == target:
-			return pos, nil
-		case h.base > target || h.last >= target:
-			return 0, fmt.Errorf("segment %d: offset %d is not a batch boundary: %w", base, target, errGap)
+			return 0, 0, fmt.Errorf("segment %d: bad batch length at byte %d: %w", base, pos, storage.ErrCorrupt)
+		case h.last >= target:
+			return pos, h.base, nil
 		}
 		pos += h.size
 	}
-	return 0, fmt.Errorf("segment %d: no batch at offset %d: %w", base, target, errGap)
+	return 0, 0, fmt.Errorf("segment %d: no batch holds offset %d: %w", base, target, errGap)
 }
 
 // cutOffsetIndex keeps the entries at or after byte pos, rebased to the
