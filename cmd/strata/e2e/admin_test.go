@@ -372,10 +372,21 @@ func adminLogDirs(ctx context.Context, t *testing.T, adm *kadm.Client, dataDir s
 		t.Fatalf("no log dirs for broker 1: %+v", all)
 	}
 	abs, _ := filepath.Abs(dataDir)
-	found := false
+	found, remote := false, false
 	for _, d := range dirs.Sorted() {
 		if d.Err != nil {
 			t.Errorf("log dir %s: %v", d.Dir, d.Err)
+		}
+		if strings.HasPrefix(d.Dir, "remote:") {
+			// The remote tier is listed as a second dir with remote sizes;
+			// nothing of this topic was tiered yet.
+			remote = true
+			for _, p := range []int32{0, 1, 2, 3} {
+				if rp, ok := d.Topics.Lookup("adm", p); !ok || rp.Size != 0 {
+					t.Errorf("remote dir %s: adm/%d present %v size %d, want present with 0 bytes", d.Dir, p, ok, rp.Size)
+				}
+			}
+			continue
 		}
 		if !strings.HasPrefix(d.Dir, abs) {
 			t.Errorf("log dir %s is not under the data dir %s", d.Dir, abs)
@@ -394,6 +405,9 @@ func adminLogDirs(ctx context.Context, t *testing.T, adm *kadm.Client, dataDir s
 	}
 	if !found {
 		t.Error("no log dir holds adm/0")
+	}
+	if !remote {
+		t.Error("no remote log dir listed")
 	}
 }
 
