@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,29 +23,53 @@ import (
 // brokerProcess is one bin/strata started by the bench as a real process
 // on a free loopback port with a data dir of its own.
 type brokerProcess struct {
-	cmd     *exec.Cmd
-	addr    string
-	dataDir string
-	stderr  *tailBuffer
-	exited  chan struct{} // closed once the process has been waited for
-	waitErr error         // valid after exited is closed
+	cmd      *exec.Cmd
+	addr     string
+	dataDir  string
+	keepData bool // the data dir outlives this process (a restart follows)
+	stderr   *tailBuffer
+	admin    *adminSniffer
+	exited   chan struct{} // closed once the process has been waited for
+	waitErr  error         // valid after exited is closed
+}
+
+// brokerSpec says how to start a broker beyond the defaults.
+type brokerSpec struct {
+	Bin      string
+	DataRoot string // a fresh data dir is made here when DataDir is empty
+	// DataDir, when set, is used as is and kept when the process stops,
+	// so that a second process can start on the same data.
+	DataDir string
+	Flags   []string // extra command-line flags, e.g. --object-store URL
+	Sets    []string // extra `--set key=value` settings
+	Ready   time.Duration
 }
 
 // startBroker starts bin and waits until it answers a Kafka request.
 // extra are additional `--set key=value` settings. The returned process
 // must be stopped with stop.
 func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, extra []string, readyTimeout time.Duration) (*brokerProcess, error) {
+	return startBrokerSpec(ctx, log, brokerSpec{Bin: bin, DataRoot: dataRoot, Sets: extra, Ready: readyTimeout})
+}
+
+// startBrokerSpec starts a broker as spec says and waits until it answers
+// a Kafka request.
+func startBrokerSpec(ctx context.Context, log *slog.Logger, spec brokerSpec) (*brokerProcess, error) {
+	bin := spec.Bin
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("free port: %w", err)
 	}
-	dataDir, err := os.MkdirTemp(dataRoot, "strata-bench-data-*")
-	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	dataDir, keep := spec.DataDir, spec.DataDir != ""
+	if !keep {
+		if dataDir, err = os.MkdirTemp(spec.DataRoot, "strata-bench-data-*"); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := []string{"serve", "--node-id", "1", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "127.0.0.1:0"}
-	for _, kv := range extra {
+	args = append(args, spec.Flags...)
+	for _, kv := range spec.Sets {
 		args = append(args, "--set", kv)
 	}
 	// Not CommandContext: the process is stopped with SIGTERM by stop,
@@ -53,12 +78,16 @@ func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, ex
 	// If the bench dies without stopping it, the broker goes too rather
 	// than holding the port and the data dir.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	p := &brokerProcess{cmd: cmd, addr: addr, dataDir: dataDir, stderr: newTailBuffer(64 << 10), exited: make(chan struct{})}
-	cmd.Stdout = p.stderr
-	cmd.Stderr = p.stderr
-	log.Info("starting broker", "bin", bin, "args", args)
+	p := &brokerProcess{cmd: cmd, addr: addr, dataDir: dataDir, keepData: keep, stderr: newTailBuffer(64 << 10),
+		admin: newAdminSniffer(), exited: make(chan struct{})}
+	out := io.MultiWriter(p.stderr, p.admin)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	log.Info("starting broker", "bin", bin, "args", redactArgs(args))
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dataDir)
+		if !keep {
+			os.RemoveAll(dataDir)
+		}
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	go func() {
@@ -66,12 +95,24 @@ func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, ex
 		close(p.exited)
 	}()
 	start := time.Now()
-	if err := p.waitReady(ctx, readyTimeout); err != nil {
+	if err := p.waitReady(ctx, spec.Ready); err != nil {
 		p.stop(log, 10*time.Second)
 		return nil, fmt.Errorf("broker %s not ready: %w\nbroker output (last lines):\n%s", addr, err, p.stderr.LastLines(brokerOutputLines))
 	}
 	log.Info("broker ready", "addr", addr, "after", time.Since(start).Round(time.Millisecond))
 	return p, nil
+}
+
+// redactArgs hides secret values in a command line that is logged.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if k, _, ok := strings.Cut(a, "="); ok && strings.Contains(k, "secret") {
+			a = k + "=***"
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // waitReady polls with a Kafka client until the broker answers a
@@ -113,10 +154,12 @@ func (p *brokerProcess) waitReady(ctx context.Context, timeout time.Duration) er
 }
 
 // stop sends SIGTERM, waits up to grace for a clean exit, then kills,
-// removes the data dir, and reports how long the shutdown took and how
+// removes the data dir (unless it was given to the process), and reports how long the shutdown took and how
 // the process ended.
 func (p *brokerProcess) stop(log *slog.Logger, grace time.Duration) (ShutdownInfo, error) {
-	defer os.RemoveAll(p.dataDir)
+	if !p.keepData {
+		defer os.RemoveAll(p.dataDir)
+	}
 	start := time.Now()
 	info := ShutdownInfo{}
 	select {
@@ -246,4 +289,72 @@ func (t *tailBuffer) String() string {
 		}
 	}
 	return string(b)
+}
+
+// adminSniffer watches the broker's log output for the line naming the
+// admin listener's bound address (the bench asks for port 0, so the log is
+// the only place it appears), keeping at most one partial line.
+type adminSniffer struct {
+	mu    sync.Mutex
+	line  []byte
+	addr  string
+	found chan struct{}
+}
+
+func newAdminSniffer() *adminSniffer { return &adminSniffer{found: make(chan struct{})} }
+
+func (a *adminSniffer) Write(b []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.addr != "" {
+		return len(b), nil
+	}
+	rest := b
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			if len(a.line) < 4096 { // a longer line is not the one we want
+				a.line = append(a.line, rest...)
+			}
+			break
+		}
+		a.line = append(a.line, rest[:i]...)
+		rest = rest[i+1:]
+		if addr, ok := parseAdminAddr(string(a.line)); ok {
+			a.addr = addr
+			a.line = nil
+			close(a.found)
+			break
+		}
+		a.line = a.line[:0]
+	}
+	return len(b), nil
+}
+
+// wait returns the admin address once the broker has logged it.
+func (a *adminSniffer) wait(ctx context.Context) (string, error) {
+	select {
+	case <-a.found:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.addr, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("broker did not log its admin listener address: %w", ctx.Err())
+	}
+}
+
+// parseAdminAddr recognises the broker's `msg="admin listener" addr=H:P`
+// log line (text format) and returns H:P.
+func parseAdminAddr(line string) (string, bool) {
+	if !strings.Contains(line, `msg="admin listener"`) {
+		return "", false
+	}
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "addr="); ok && v != "" {
+			if _, _, err := net.SplitHostPort(v); err == nil {
+				return v, true
+			}
+		}
+	}
+	return "", false
 }

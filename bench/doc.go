@@ -29,8 +29,23 @@
 // calls promises serially, and a mutex hands each producer's statistics
 // to the goroutine that merges them after Flush. Runs happen one at a
 // time, so they do not compete with each other for the two CPUs of a
-// small machine; the broker process and the bench always do.
+// small machine; the broker process and the bench always do (and in the
+// cold-read run, the S3 server too). The raw GET measurement runs
+// ColdGetConcurrency goroutines taking ranges from one channel, with a
+// mutex around the shared tallies.
+//
+// The cold-read run (coldread.go) checks the remote tier: it starts
+// versitygw (an S3 server, posix backend) on loopback and a broker tiering
+// to it, produces a topic with small segments and local.retention.bytes=0,
+// waits until ListOffsets -4 (earliest local) equals the end offset in
+// every partition, stops the broker, measures raw ranged GETs of the same
+// segment objects with the AWS SDK, restarts the broker on the same data
+// dir with an empty remote cache, and times one consumer reading the
+// tiered range. Object-store requests come from the broker's /metrics,
+// scraped around each phase; the bound admin address is read from the
+// broker's log (it listens on port 0).
 //
 // Nothing imports this package; it imports no Strata package either, and
-// talks to the broker only over the Kafka protocol, as users do.
+// talks to the broker only as users and operators do: the Kafka protocol,
+// the admin listener's /metrics, and the bucket through the S3 API.
 package bench

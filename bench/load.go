@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,6 +30,9 @@ type produceSpec struct {
 	Window int
 	// Linger is the client's ProducerLinger; negative keeps its default.
 	Linger time.Duration
+	// Records, when positive, stops the run after that many records over
+	// all producers (Duration still bounds it).
+	Records int64
 }
 
 // slot is one reusable record with its send time. It is also the
@@ -116,11 +120,16 @@ func runProduce(ctx context.Context, seeds []string, spec produceSpec) (ProduceR
 	if spec.Rate > 0 {
 		perProducerRate = float64(spec.Rate) / float64(spec.Producers)
 	}
+	var budget *atomic.Int64
+	if spec.Records > 0 {
+		budget = new(atomic.Int64)
+		budget.Store(spec.Records)
+	}
 	for i, cl := range clients {
 		st := &producerStats{}
 		stats[i] = st
 		wg.Go(func() {
-			produceLoop(ctx, cl, spec.Topic, value, spec.Window, start, stopAt, perProducerRate, st)
+			produceLoop(ctx, cl, spec.Topic, value, spec.Window, start, stopAt, perProducerRate, budget, st)
 		})
 	}
 	wg.Wait()
@@ -160,7 +169,9 @@ func runProduce(ctx context.Context, seeds []string, spec produceSpec) (ProduceR
 // window is full), stamps it and hands it to the client, until stopAt;
 // then it flushes. With rate > 0 it sends each record at its scheduled
 // time, catching up in a burst after a late wake-up rather than drifting.
-func produceLoop(ctx context.Context, cl *kgo.Client, topic string, value []byte, window int, start, stopAt time.Time, rate float64, st *producerStats) {
+// A non-nil budget is shared by all producers: each record takes one, and
+// the loop ends when none is left.
+func produceLoop(ctx context.Context, cl *kgo.Client, topic string, value []byte, window int, start, stopAt time.Time, rate float64, budget *atomic.Int64, st *producerStats) {
 	free := make(chan *slot, window)
 	for range window {
 		s := &slot{Context: context.Background()}
@@ -213,6 +224,9 @@ func produceLoop(ctx context.Context, cl *kgo.Client, topic string, value []byte
 		case s = <-free:
 		case <-ctx.Done():
 			continue
+		}
+		if budget != nil && budget.Add(-1) < 0 {
+			break
 		}
 		s.rec = kgo.Record{Topic: topic, Value: value, Context: s}
 		s.start = time.Now()

@@ -30,7 +30,9 @@ type Report struct {
 	// the JSON.
 	LimitsMBps map[string]float64 `json:"limits_mb_per_s"`
 	Modes      []ModeResult       `json:"modes"`
-	Aims       []AimResult        `json:"aims"`
+	// ColdRead is the cold-read run; nil when it was not run.
+	ColdRead *ColdReadResult `json:"cold_read,omitempty"`
+	Aims     []AimResult     `json:"aims"`
 }
 
 // ReportConfig echoes the settings the figures depend on.
@@ -46,6 +48,12 @@ type ReportConfig struct {
 	LatencyDuration time.Duration `json:"latency_duration_ns"`
 	Brokers         string        `json:"brokers,omitempty"`
 	BrokerBin       string        `json:"broker_bin,omitempty"`
+
+	ColdBytes          int64 `json:"cold_bytes,omitempty"`
+	ColdPartitions     int32 `json:"cold_partitions,omitempty"`
+	ColdSegmentBytes   int64 `json:"cold_segment_bytes,omitempty"`
+	ColdGetConcurrency int   `json:"cold_get_concurrency,omitempty"`
+	ColdGetRangeBytes  int64 `json:"cold_get_range_bytes,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -148,6 +156,7 @@ const (
 	aimPageCacheConsume  = 0.70 // of sendfile
 	aimLatencyP99        = 2 * time.Millisecond
 	aimLatencyRecordRate = 10000
+	aimColdRead          = 0.70 // of raw GET throughput of the same objects
 )
 
 // AimResult is one aim checked against one measured figure.
@@ -210,6 +219,14 @@ func EvaluateAims(r *Report) []AimResult {
 			})
 		}
 	}
+	if c := r.ColdRead; c != nil && c.RawGet.MBps > 0 {
+		out = append(out, AimResult{
+			Aim:    "cold read >= 70% of raw GET of the same objects",
+			Figure: fmt.Sprintf("cold consume %dB from the bucket", c.Consume.RecordSize),
+			Value:  c.Consume.MBps, Limit: c.RawGet.MBps, Ratio: c.Ratio, Target: aimColdRead, Unit: "MB/s",
+			Met: c.Met(),
+		})
+	}
 	return out
 }
 
@@ -230,54 +247,14 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "strata-bench %s\n", r.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "machine: %d CPUs, %.1f GiB RAM, kernel %s, %s %s, data dir on %s, load average %.2f at start, %.2f at end\n",
 		m.CPUs, float64(m.MemBytes)/(1<<30), m.Kernel, m.GoVersion, m.OSArch, m.DataFS, m.LoadAvg1, m.LoadAvg1End)
-	c := r.Config
-	fmt.Fprintf(&b, "load: %s per run, %d producers, %d partitions, window %s per producer, latency run %d records/s of %dB for %s\n\n",
-		c.Duration, c.Producers, c.Partitions, formatBytes(int64(c.Window)), c.LatencyRate, c.LatencySize, c.LatencyDuration)
-
-	loop := r.Limits.LoopbackTCP.BytesPerSec() / 1e6
-	send := r.Limits.Sendfile.BytesPerSec() / 1e6
-	fsync := r.Limits.FsyncWrite.BytesPerSec() / 1e6
-	b.WriteString("Machine limits (this run)\n")
-	fmt.Fprintf(&b, "  %-26s %8.1f MB/s\n", "loopback TCP", loop)
-	fmt.Fprintf(&b, "  %-26s %8.1f MB/s\n", "sendfile from page cache", send)
-	fmt.Fprintf(&b, "  %-26s %8.1f MB/s\n", "write + fsync per MiB", fsync)
-
-	b.WriteString("\nProduce (MB/s of record values; latency from Produce to its acknowledgement)\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tsize\tacks\trate\tMB/s\trecords/s\tp50\tp99\tp99.9\tmax\tlimit\tratio\terrors\t")
-	for _, mr := range r.Modes {
-		limitName, limit := "loopback", loop
-		if mr.Mode == ModeSafe {
-			limitName, limit = "fsync/MiB", fsync
-		}
-		rows := mr.Produce
-		if mr.Latency != nil {
-			rows = append([]ProduceResult{*mr.Latency}, rows...)
-		}
-		for _, p := range rows {
-			rate, lname, ratio := "max", limitName, formatRatio(p.MBps, limit)
-			if p.TargetRate > 0 {
-				// A fixed-rate run is bounded by its rate, not the machine.
-				rate, lname, ratio = fmt.Sprintf("%d/s", p.TargetRate), "-", "-"
-			}
-			fmt.Fprintf(tw, "%s\t%dB\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
-				mr.Mode, p.RecordSize, p.Acks, rate, p.MBps, p.RecordsPS,
-				formatLatency(p.Latency.P50), formatLatency(p.Latency.P99), formatLatency(p.Latency.P999), formatLatency(p.Latency.Max),
-				lname, ratio, p.Errors)
-		}
+	// A cold-only run measured no limits and ran no mode: it prints the
+	// cold-read section alone.
+	if len(r.Modes) > 0 || r.Limits.LoopbackTCP.Elapsed > 0 {
+		writeModes(&b, r)
 	}
-	tw.Flush()
-
-	b.WriteString("\nConsume (one client, from offset 0 of each produced topic)\n")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tsize\ttopic acks\trecords\tMB/s\trecords/s\tlimit\tratio\terrors\t")
-	for _, mr := range r.Modes {
-		for _, c := range mr.Consume {
-			fmt.Fprintf(tw, "%s\t%dB\t%s\t%d/%d\t%.1f\t%.0f\tsendfile\t%s\t%d\t\n",
-				mr.Mode, c.RecordSize, c.Acks, c.Records, c.Expected, c.MBps, c.RecordsPS, formatRatio(c.MBps, send), c.Errors)
-		}
+	if c := r.ColdRead; c != nil {
+		writeColdRead(&b, c, m.CPUs)
 	}
-	tw.Flush()
 
 	var notes []string
 	for _, mr := range r.Modes {
@@ -306,6 +283,17 @@ func WriteTable(w io.Writer, r *Report) error {
 			notes = append(notes, fmt.Sprintf("%s error: %s", mr.Mode, e))
 		}
 	}
+	if c := r.ColdRead; c != nil {
+		for _, e := range c.Errors {
+			notes = append(notes, "cold read error: "+e)
+		}
+		if c.Consume.FirstError != "" {
+			notes = append(notes, "cold consume first error: "+c.Consume.FirstError)
+		}
+		if c.Warm.FirstError != "" {
+			notes = append(notes, "warm re-read first error: "+c.Warm.FirstError)
+		}
+	}
 	if len(notes) > 0 {
 		b.WriteString("\nNotes\n")
 		for _, n := range notes {
@@ -314,7 +302,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 
 	b.WriteString("\nAims\n")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "aim\tfigure\tvalue\tlimit\tratio\tresult")
 	if len(r.Aims) == 0 {
 		fmt.Fprintln(tw, "(none evaluated: no run produced the figures they need)\t\t\t\t\t")
@@ -377,4 +365,147 @@ func formatBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%dB", n)
 	}
+}
+
+// writeColdRead prints the cold-read section: what was tiered, raw GET
+// against the cold consume, and the object-store requests per GB.
+func writeColdRead(b *strings.Builder, c *ColdReadResult, cpus int) {
+	fmt.Fprintf(b, "\nCold read (topic only in the bucket; %s)\n", c.Store)
+	fmt.Fprintf(b, "  topic: %d partitions, segment.bytes %s, local.retention.bytes 0, segment.ms %d; broker %s\n",
+		c.Partitions, formatBytes(c.SegmentBytes), coldSegmentMs, c.BrokerSettings)
+	p := c.Produce
+	fmt.Fprintf(b, "  produced %d records of %dB (%.1f MB) at %.1f MB/s, acks=all; all in the bucket %s after the last ack\n",
+		p.Records, p.RecordSize, float64(p.Bytes)/1e6, p.MBps, c.TierWait.Round(10*time.Millisecond))
+	if c.LocalBytes > 0 {
+		fmt.Fprintf(b, "  still local when the wait ended: about %.1f MB (not read)\n", float64(c.LocalBytes)/1e6)
+	}
+	g := c.RawGet
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "read\tMB/s\tbytes\trequests\telapsed\tratio\terrors\t")
+	fmt.Fprintf(tw, "raw GET (%d in flight, %s ranges, %d .log objects x %d passes)\t%.1f\t%.1f MB\t%d\t%s\t-\t%d\t\n",
+		g.Concurrency, formatBytes(g.RangeBytes), g.Objects, g.Passes, g.MBps, float64(g.Bytes)/1e6, g.Requests, g.Elapsed.Round(time.Millisecond), g.Errors)
+	if f := c.RawGetFiles; f.Passes > 0 {
+		fmt.Fprintf(tw, "raw GET written to new files on the data disk (as a disk cache must)\t%.1f\t%.1f MB\t%d\t%s\t%s\t%d\t\n",
+			f.MBps, float64(f.Bytes)/1e6, f.Requests, f.Elapsed.Round(time.Millisecond), formatRatio(f.MBps, g.MBps), f.Errors)
+	}
+	k := c.Consume
+	fmt.Fprintf(tw, "cold consume (one client, restarted broker, empty cache)\t%.1f\t%.1f MB\t%d/%d records\t%s\t%s\t%d\t\n",
+		k.MBps, float64(k.Bytes)/1e6, k.Records, k.Expected, k.Elapsed.Round(time.Millisecond), formatRatio(k.MBps, g.MBps), k.Errors)
+	if w := c.Warm; w.Expected > 0 {
+		fmt.Fprintf(tw, "warm re-read (same broker, remote cache filled, %d GETs)\t%.1f\t%.1f MB\t%d/%d records\t%s\t%s\t%d\t\n",
+			c.WarmR.Requests["get"], w.MBps, float64(w.Bytes)/1e6, w.Records, w.Expected, w.Elapsed.Round(time.Millisecond), formatRatio(w.MBps, g.MBps), w.Errors)
+	}
+	tw.Flush()
+	fmt.Fprintf(b, "  (consume MB/s counts record values, %.1f MB; the %d .log objects hold %.1f MB)\n", float64(k.Bytes)/1e6, c.LogObjects, float64(c.LogBytes)/1e6)
+	if cp := c.CPU; cp.GetWall > 0 || cp.ConsumeWall > 0 {
+		fmt.Fprintf(b, "  CPU during raw GET (%s wall, %s available): S3 server %s, bench %s\n",
+			cp.GetWall.Round(10*time.Millisecond), (cp.GetWall * time.Duration(cpus)).Round(10*time.Millisecond),
+			cp.GetStore.Round(10*time.Millisecond), cp.GetBench.Round(10*time.Millisecond))
+		if cp.FilesWall > 0 {
+			fmt.Fprintf(b, "  CPU during raw GET to files (%s wall with the removals, %s available): S3 server %s, bench %s\n",
+				cp.FilesWall.Round(10*time.Millisecond), (cp.FilesWall * time.Duration(cpus)).Round(10*time.Millisecond),
+				cp.FilesStore.Round(10*time.Millisecond), cp.FilesBench.Round(10*time.Millisecond))
+		}
+		fmt.Fprintf(b, "  CPU during cold consume (%s wall, %s available): S3 server %s, broker %s, bench %s\n",
+			cp.ConsumeWall.Round(10*time.Millisecond), (cp.ConsumeWall * time.Duration(cpus)).Round(10*time.Millisecond),
+			cp.ConsumeStore.Round(10*time.Millisecond), cp.ConsumeBroker.Round(10*time.Millisecond), cp.ConsumeBench.Round(10*time.Millisecond))
+		if cp.WarmWall > 0 {
+			fmt.Fprintf(b, "  CPU during warm re-read (%s wall, %s available): broker %s, bench %s\n",
+				cp.WarmWall.Round(10*time.Millisecond), (cp.WarmWall * time.Duration(cpus)).Round(10*time.Millisecond),
+				cp.WarmBroker.Round(10*time.Millisecond), cp.WarmBench.Round(10*time.Millisecond))
+		}
+	}
+
+	b.WriteString("\nObject-store requests per GB (10^9 bytes of record values; broker /metrics)\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "phase\tGB\t")
+	for _, op := range storeOps {
+		fmt.Fprintf(tw, "%s\t", op)
+	}
+	fmt.Fprintln(tw, "total\tfailed\tbytes moved\t")
+	row := func(name string, a StoreActivity, gb int64, moved int64) {
+		fmt.Fprintf(tw, "%s\t%.3f\t", name, float64(gb)/1e9)
+		for _, op := range storeOps {
+			fmt.Fprintf(tw, "%.0f\t", a.PerGB(op, gb))
+		}
+		var failed int64
+		for _, n := range a.Failed {
+			failed += n
+		}
+		fmt.Fprintf(tw, "%.0f\t%d\t%.1f MB\t\n", a.PerGB("", gb), failed, float64(moved)/1e6)
+	}
+	row("written", c.Write, c.Produce.Bytes, c.Write.Uploaded)
+	row("read", c.Read, c.Consume.Bytes, c.Read.Downloaded)
+	tw.Flush()
+	fmt.Fprintf(b, "  requests in all: written %s; read %s; read cache hits/misses %d/%d\n",
+		formatOps(c.Write), formatOps(c.Read), c.Read.CacheHits, c.Read.CacheMiss)
+}
+
+// formatOps lists request counts by op, e.g. "put 195, list 1".
+func formatOps(a StoreActivity) string {
+	ops := a.opsOf()
+	if len(ops) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, a.Requests[op])
+		if f := a.Failed[op]; f > 0 {
+			parts[i] += fmt.Sprintf(" (%d failed)", f)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeModes prints the machine limits and the produce and consume runs
+// of the broker modes.
+func writeModes(b *strings.Builder, r *Report) {
+	c := r.Config
+	fmt.Fprintf(b, "load: %s per run, %d producers, %d partitions, window %s per producer, latency run %d records/s of %dB for %s\n\n",
+		c.Duration, c.Producers, c.Partitions, formatBytes(int64(c.Window)), c.LatencyRate, c.LatencySize, c.LatencyDuration)
+
+	loop := r.Limits.LoopbackTCP.BytesPerSec() / 1e6
+	send := r.Limits.Sendfile.BytesPerSec() / 1e6
+	fsync := r.Limits.FsyncWrite.BytesPerSec() / 1e6
+	b.WriteString("Machine limits (this run)\n")
+	fmt.Fprintf(b, "  %-26s %8.1f MB/s\n", "loopback TCP", loop)
+	fmt.Fprintf(b, "  %-26s %8.1f MB/s\n", "sendfile from page cache", send)
+	fmt.Fprintf(b, "  %-26s %8.1f MB/s\n", "write + fsync per MiB", fsync)
+
+	b.WriteString("\nProduce (MB/s of record values; latency from Produce to its acknowledgement)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tsize\tacks\trate\tMB/s\trecords/s\tp50\tp99\tp99.9\tmax\tlimit\tratio\terrors\t")
+	for _, mr := range r.Modes {
+		limitName, limit := "loopback", loop
+		if mr.Mode == ModeSafe {
+			limitName, limit = "fsync/MiB", fsync
+		}
+		rows := mr.Produce
+		if mr.Latency != nil {
+			rows = append([]ProduceResult{*mr.Latency}, rows...)
+		}
+		for _, p := range rows {
+			rate, lname, ratio := "max", limitName, formatRatio(p.MBps, limit)
+			if p.TargetRate > 0 {
+				// A fixed-rate run is bounded by its rate, not the machine.
+				rate, lname, ratio = fmt.Sprintf("%d/s", p.TargetRate), "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%dB\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+				mr.Mode, p.RecordSize, p.Acks, rate, p.MBps, p.RecordsPS,
+				formatLatency(p.Latency.P50), formatLatency(p.Latency.P99), formatLatency(p.Latency.P999), formatLatency(p.Latency.Max),
+				lname, ratio, p.Errors)
+		}
+	}
+	tw.Flush()
+
+	b.WriteString("\nConsume (one client, from offset 0 of each produced topic)\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tsize\ttopic acks\trecords\tMB/s\trecords/s\tlimit\tratio\terrors\t")
+	for _, mr := range r.Modes {
+		for _, c := range mr.Consume {
+			fmt.Fprintf(tw, "%s\t%dB\t%s\t%d/%d\t%.1f\t%.0f\tsendfile\t%s\t%d\t\n",
+				mr.Mode, c.RecordSize, c.Acks, c.Records, c.Expected, c.MBps, c.RecordsPS, formatRatio(c.MBps, send), c.Errors)
+		}
+	}
+	tw.Flush()
 }

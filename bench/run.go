@@ -41,6 +41,19 @@ type Config struct {
 	ConsumeTimeout  time.Duration // per topic
 	ReadyTimeout    time.Duration
 
+	// ColdRead adds the cold-read run (a broker of its own tiering to a
+	// versitygw S3 server; see runColdRead) after the modes; ColdOnly runs
+	// it alone, without the machine limits and the modes.
+	ColdRead           bool
+	ColdOnly           bool
+	ColdBytes          int64 // record bytes produced and read back
+	ColdPartitions     int32
+	ColdSegmentBytes   int64
+	ColdGetConcurrency int   // raw GETs in flight
+	ColdGetRangeBytes  int64 // bytes per raw GET
+	ColdTierTimeout    time.Duration
+	Versitygw          string // binary; "" = PATH, then $(go env GOPATH)/bin
+
 	Logger *slog.Logger
 }
 
@@ -73,6 +86,17 @@ func DefaultConfig() Config {
 		LimitDuration:   3 * time.Second,
 		ConsumeTimeout:  60 * time.Second,
 		ReadyTimeout:    60 * time.Second,
+
+		ColdRead:         true,
+		ColdBytes:        512 * mib,
+		ColdPartitions:   8,
+		ColdSegmentBytes: 8 * mib,
+		// The broker reads up to one ~4 MiB chunk per partition of a
+		// fetch at once, plus read-ahead: 8 ranged GETs of that size in
+		// flight is the same kind of load.
+		ColdGetConcurrency: 8,
+		ColdGetRangeBytes:  4 * mib,
+		ColdTierTimeout:    60 * time.Second,
 	}
 }
 
@@ -101,7 +125,25 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("record size %d must be positive", s)
 		}
 	}
-	if len(c.Brokers) == 0 {
+	if c.ColdRead || c.ColdOnly {
+		switch {
+		case len(c.Brokers) > 0 && c.ColdOnly:
+			return errors.New("the cold-read run starts brokers of its own; it cannot use --brokers")
+		case c.ColdBytes < coldRecordSize:
+			return fmt.Errorf("cold-read bytes must be at least %d", coldRecordSize)
+		case c.ColdPartitions <= 0:
+			return errors.New("cold-read partitions must be positive")
+		case c.ColdSegmentBytes < 14:
+			return errors.New("cold-read segment bytes must be at least 14")
+		case c.ColdGetConcurrency <= 0:
+			return errors.New("cold-read GET concurrency must be positive")
+		case c.ColdGetRangeBytes <= 0:
+			return errors.New("cold-read GET range must be positive")
+		case c.ColdTierTimeout <= 0:
+			return errors.New("cold-read tiering timeout must be positive")
+		}
+	}
+	if len(c.Brokers) == 0 && !c.ColdOnly {
 		if len(c.Modes) == 0 {
 			return errors.New("need at least one mode")
 		}
@@ -120,7 +162,8 @@ func (c *Config) Validate() error {
 }
 
 // Run measures the machine limits, then loads the broker in each mode,
-// and returns the report with the aims evaluated. A failing mode is
+// then (unless disabled) runs the cold read, and returns the report with
+// the aims evaluated. With ColdOnly it runs the cold read alone. A failing mode is
 // recorded in the report and the run goes on with the next one; only
 // failures that leave nothing to report are returned as errors.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -141,6 +184,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Brokers: strings.Join(cfg.Brokers, ","),
 		},
 	}
+	// The cold-read run needs brokers of its own; with --brokers it is
+	// left out unless asked for alone (which Validate refuses).
+	cold := cfg.ColdOnly || (cfg.ColdRead && len(cfg.Brokers) == 0)
+	if cold {
+		// Find the S3 server before anything runs: a full run should not
+		// spend minutes and then fail for want of it.
+		bin, err := findVersitygw(cfg.Versitygw)
+		if err != nil {
+			return nil, fmt.Errorf("cold read: %w (or run with -cold-read=false)", err)
+		}
+		cfg.Versitygw = bin
+		r.Config.ColdBytes, r.Config.ColdPartitions, r.Config.ColdSegmentBytes = cfg.ColdBytes, cfg.ColdPartitions, cfg.ColdSegmentBytes
+		r.Config.ColdGetConcurrency, r.Config.ColdGetRangeBytes = cfg.ColdGetConcurrency, cfg.ColdGetRangeBytes
+	}
 	if len(cfg.Brokers) == 0 {
 		r.Config.BrokerBin = cfg.BrokerBin
 		// Build before measuring, so the compiler does not compete with
@@ -148,6 +205,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := ensureBrokerBinary(ctx, log, cfg.BrokerBin, cfg.BuildBroker); err != nil {
 			return nil, err
 		}
+	}
+
+	runID := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
+	if cfg.ColdOnly {
+		r.ColdRead = runColdRead(ctx, log, cfg, runID)
+		r.Machine.LoadAvg1End = endLoadAvg()
+		r.Aims = EvaluateAims(r)
+		return r, ctx.Err()
 	}
 
 	log.Info("measuring machine limits", "dir", cfg.DataRoot, "each", cfg.LimitDuration)
@@ -164,7 +229,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	log.Info("machine limits", "loopback_tcp_MBps", r.LimitsMBps["loopback_tcp"],
 		"sendfile_MBps", r.LimitsMBps["sendfile"], "fsync_write_MBps", r.LimitsMBps["fsync_write"])
 
-	runID := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
 	if len(cfg.Brokers) > 0 {
 		mr := runMode(ctx, log, cfg, cfg.ExternalMode, cfg.Brokers, runID, true)
 		r.Modes = append(r.Modes, mr)
@@ -175,6 +239,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			r.Modes = append(r.Modes, runOwnBroker(ctx, log, cfg, mode, runID))
 		}
+	}
+	if cold && ctx.Err() == nil {
+		r.ColdRead = runColdRead(ctx, log, cfg, runID)
 	}
 	r.Machine.LoadAvg1End = endLoadAvg()
 	r.Aims = EvaluateAims(r)

@@ -35,6 +35,15 @@ func main() {
 	fs.DurationVar(&cfg.LimitDuration, "limit-duration", cfg.LimitDuration, "length of each machine limit measurement")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long a started broker may take to answer")
 	fs.DurationVar(&cfg.ConsumeTimeout, "consume-timeout", cfg.ConsumeTimeout, "how long reading one topic back may take")
+	fs.BoolVar(&cfg.ColdRead, "cold-read", cfg.ColdRead, "after the modes, run the cold read (broker tiering to a local versitygw S3 server)")
+	fs.BoolVar(&cfg.ColdOnly, "cold-only", false, "run only the cold read (no machine limits, no modes)")
+	coldMiB := fs.Int64("cold-mib", cfg.ColdBytes/(1<<20), "MiB of 1 KiB records the cold read produces and reads back from the bucket")
+	coldParts := fs.Int("cold-partitions", int(cfg.ColdPartitions), "partitions of the cold-read topic")
+	fs.Int64Var(&cfg.ColdSegmentBytes, "cold-segment-bytes", cfg.ColdSegmentBytes, "segment.bytes of the cold-read topic")
+	fs.IntVar(&cfg.ColdGetConcurrency, "cold-get-concurrency", cfg.ColdGetConcurrency, "raw GETs in flight when measuring the bucket's throughput")
+	fs.Int64Var(&cfg.ColdGetRangeBytes, "cold-get-range", cfg.ColdGetRangeBytes, "bytes per raw ranged GET")
+	fs.DurationVar(&cfg.ColdTierTimeout, "cold-tier-timeout", cfg.ColdTierTimeout, "how long the cold read waits for every segment to be uploaded and deleted locally")
+	fs.StringVar(&cfg.Versitygw, "versitygw", "", "versitygw binary (default: PATH, then $(go env GOPATH)/bin)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	fs.Parse(os.Args[1:])
@@ -44,6 +53,8 @@ func main() {
 		fatal("--sizes: %v", err)
 	}
 	cfg.Partitions = int32(*partitions)
+	cfg.ColdBytes = *coldMiB << 20
+	cfg.ColdPartitions = int32(*coldParts)
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}
@@ -72,6 +83,9 @@ func main() {
 		if len(m.Errors) > 0 {
 			os.Exit(1)
 		}
+	}
+	if c := report.ColdRead; c != nil && len(c.Errors) > 0 {
+		os.Exit(1)
 	}
 	if ctx.Err() != nil {
 		os.Exit(1)
