@@ -6,10 +6,14 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/strata
 E2E_PKG  := ./cmd/strata/e2e
-FUZZTIME ?= 10s
-FUZZ_PKGS ?= ./proto/...
+FUZZTIME ?= 8s
+FUZZ_PKGS ?= ./...
+# Where `go install` puts commands (GOBIN, else the first GOPATH entry's
+# bin): deps-test installs versitygw there and the tests find it on PATH.
+GOBIN_DIR := $(shell b=$$($(GO) env GOBIN); [ -n "$$b" ] || b=$$($(GO) env GOPATH | cut -d: -f1)/bin; echo "$$b")
+VERSITYGW_VERSION := v1.8.0
 
-.PHONY: build run test deps-test fmt-check vet check-imports test-unit test-e2e fuzz bench docs clean
+.PHONY: build run test deps-test deps-versitygw fmt-check vet check-imports test-unit test-e2e fuzz bench docs clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/strata
@@ -23,6 +27,8 @@ test: deps-test fmt-check vet check-imports test-unit test-e2e fuzz
 
 # Installs what the tests need, only when it is missing (idempotent).
 # kcat: librdkafka's command-line client, for the e2e tests.
+# versitygw: an S3-compatible server the tiering tests start on loopback
+# (tiering/s3test); building it takes a couple of minutes, once.
 deps-test:
 	@if command -v kcat >/dev/null 2>&1; then echo "kcat: $$(command -v kcat)"; else \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
@@ -30,6 +36,17 @@ deps-test:
 		$$sudo apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends kcat; \
 	fi
+	@$(MAKE) --no-print-directory deps-versitygw
+
+# versitygw alone: the tiering tests and the bench's cold-read run need it.
+deps-versitygw:
+	@if [ -x "$(GOBIN_DIR)/versitygw" ]; then echo "versitygw: $(GOBIN_DIR)/versitygw"; else \
+		echo "installing versitygw $(VERSITYGW_VERSION) with go install (a couple of minutes)"; \
+		GOBIN="$(GOBIN_DIR)" $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
+
+# The tests look for versitygw on PATH (tiering/s3test).
+test-unit test-e2e bench: export PATH := $(GOBIN_DIR):$(PATH)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
@@ -57,7 +74,7 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) .ci/fuzz $(FUZZ_PKGS)
 
 # Load generator against a broker (start one with `make run`).
-bench: build
+bench: build deps-versitygw
 	@if [ -d bench/cmd/strata-bench ]; then \
 		$(GO) run ./bench/cmd/strata-bench $(BENCH_ARGS); \
 	else \
