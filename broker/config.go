@@ -73,6 +73,7 @@ type Config struct {
 	LogLocalRetentionBytes   int64  // log.local.retention.bytes (-2 = log.retention.bytes)
 	RemoteCopyThreads        int32  // remote.log.manager.copier.thread.pool.size
 	RemoteCopyMaxBytesPerSec int64  // remote.log.manager.copy.max.bytes.per.second (0 = unlimited)
+	RemoteOrphanGraceMs      int64  // remote-orphan-grace-ms: age before an unreferenced object is swept
 
 	// ExplicitKeys names the Kafka-style keys the operator set (file, env or
 	// flag), so DescribeConfigs can say STATIC_BROKER_CONFIG instead of
@@ -125,6 +126,7 @@ func DefaultConfig() Config {
 		LogLocalRetentionMs:             -2,
 		LogLocalRetentionBytes:          -2,
 		RemoteCopyThreads:               4,
+		RemoteOrphanGraceMs:             600000,
 	}
 }
 
@@ -236,6 +238,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteCopyThreads < 1 {
 		bad("remote.log.manager.copier.thread.pool.size", "must be >= 1, got %d", c.RemoteCopyThreads)
+	}
+	if c.RemoteOrphanGraceMs < 1000 {
+		bad("remote-orphan-grace-ms", "must be at least 1000 (uploads in flight must not look orphaned), got %d", c.RemoteOrphanGraceMs)
 	}
 	if c.RemoteCopyMaxBytesPerSec < 0 {
 		bad("remote.log.manager.copy.max.bytes.per.second", "must be >= 0, got %d", c.RemoteCopyMaxBytesPerSec)

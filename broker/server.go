@@ -219,6 +219,7 @@ func (s *Server) openTier(ctx context.Context) error {
 		CacheBytes:        cfg.RemoteCacheBytes,
 		UploadConcurrency: int(cfg.RemoteCopyThreads),
 		UploadBytesPerSec: cfg.RemoteCopyMaxBytesPerSec,
+		OrphanGrace:       time.Duration(cfg.RemoteOrphanGraceMs) * time.Millisecond,
 		Logger:            s.log,
 		Meter:             s.metrics.meter,
 	})

@@ -157,6 +157,8 @@ var configKeys = []configKey{
 		field: func(o *options) any { return &o.Broker.RemoteCopyThreads }},
 	{Name: "remote.log.manager.copy.max.bytes.per.second", Doc: "Upload rate limit; 0 is unlimited.",
 		field: func(o *options) any { return &o.Broker.RemoteCopyMaxBytesPerSec }},
+	{Name: "remote-orphan-grace-ms", Doc: "How old an object that no manifest references must be before the orphan sweep deletes it; longer than any upload takes.",
+		field: func(o *options) any { return &o.Broker.RemoteOrphanGraceMs }},
 }
 
 // keyIndex maps a key name to its row.

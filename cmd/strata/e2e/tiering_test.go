@@ -859,7 +859,9 @@ func TestTieringKillDuringUpload(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 4))
 	s3 := s3test.Start(t)
-	b := startBroker(t, tierBrokerArgs(s3)...)
+	// A short orphan grace, so the sweep of what a kill left behind can be
+	// checked within the test.
+	b := startBroker(t, append(tierBrokerArgs(s3), "--set", "remote-orphan-grace-ms=2000")...)
 	adm := b.Admin()
 	const topic, partitions = "killed", 2
 	createTopic(ctx, t, adm, topic, partitions, tierTopicConfigs())
@@ -987,8 +989,24 @@ func TestTieringKillDuringUpload(t *testing.T) {
 	// Every committed segment has its objects and the manifests are
 	// contiguous from 0. Objects of uploads a kill cut short are in no
 	// manifest: the orphan sweep deletes them once they are older than its
-	// grace period (10 minutes, with no config key to shorten it), so this
-	// test can only count them.
+	// grace (2 s here), so none may remain for long.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		objs := segmentObjects(t, bucketObjects(t, s3), tt)
+		left := 0
+		for p := range int32(partitions) {
+			m, _ := readManifest(t, s3, tt, p)
+			left += len(unownedObjects(m, objs[p]))
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d objects in no manifest still in the bucket 30 s after the last kill: leaked", left)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	objs := segmentObjects(t, bucketObjects(t, s3), tt)
 	for p := range int32(partitions) {
 		m, _ := readManifest(t, s3, tt, p)
@@ -1148,4 +1166,19 @@ func TestTieringDeleteTopic(t *testing.T) {
 			t.Errorf("object %s of the other topic is gone", k)
 		}
 	}
+}
+
+// unownedObjects are the segment objects no manifest segment claims.
+func unownedObjects(m remoteManifest, objs []segmentObject) []segmentObject {
+	owned := map[string]bool{}
+	for _, s := range m.Segments {
+		owned[fmt.Sprintf("%d-%s", s.BaseOffset, s.ID)] = true
+	}
+	var out []segmentObject
+	for _, o := range objs {
+		if !owned[fmt.Sprintf("%d-%s", o.Base, o.UploadID)] {
+			out = append(out, o)
+		}
+	}
+	return out
 }
