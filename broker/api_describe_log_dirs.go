@@ -20,16 +20,21 @@ func init() { register(35, 0, 4, handleDescribeLogDirs) }
 func handleDescribeLogDirs(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
-	dir := kmsg.NewDescribeLogDirsResponseDir()
+	local := kmsg.NewDescribeLogDirsResponseDir()
 	abs, _ := filepath.Abs(filepath.Join(s.cfg.DataDir, "logs"))
-	dir.Dir = abs
+	local.Dir = abs
 	var st unix.Statfs_t
 	if err := unix.Statfs(abs, &st); err == nil {
-		dir.TotalBytes = int64(st.Blocks) * int64(st.Bsize)
-		dir.UsableBytes = int64(st.Bavail) * int64(st.Bsize)
+		local.TotalBytes = int64(st.Blocks) * int64(st.Bsize)
+		local.UsableBytes = int64(st.Bavail) * int64(st.Bsize)
 	} else {
-		dir.TotalBytes, dir.UsableBytes = -1, -1
+		local.TotalBytes, local.UsableBytes = -1, -1
 	}
+	// The remote tier's capacity is unknown (-1).
+	remote := kmsg.NewDescribeLogDirsResponseDir()
+	remote.Dir = "remote:" + s.objectStoreURL
+	remote.TotalBytes, remote.UsableBytes = -1, -1
+
 	want := map[string]map[int32]bool{}
 	for _, t := range req.Topics {
 		m := map[int32]bool{}
@@ -45,52 +50,24 @@ func handleDescribeLogDirs(s *Server, ctx context.Context, r *request) *reply {
 		if req.Topics != nil && !ok {
 			continue
 		}
-		dt := kmsg.NewDescribeLogDirsResponseDirTopic()
-		dt.Topic = t.name
+		lt, rt := kmsg.NewDescribeLogDirsResponseDirTopic(), kmsg.NewDescribeLogDirsResponseDirTopic()
+		lt.Topic, rt.Topic = t.name, t.name
 		for _, p := range t.parts {
 			if req.Topics != nil && !ps[p.index] {
 				continue
 			}
-			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			dp.Partition = p.index
-			dp.Size = p.log.Size()
-			dt.Partitions = append(dt.Partitions, dp)
+			lp, rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition(), kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+			lp.Partition, rp.Partition = p.index, p.index
+			lp.Size = p.log.Size()
+			rp.Size, _, _, _ = s.tier.Stats(t.id, p.index)
+			lt.Partitions = append(lt.Partitions, lp)
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		if len(dt.Partitions) > 0 {
-			dir.Topics = append(dir.Topics, dt)
+		if len(lt.Partitions) > 0 {
+			local.Topics = append(local.Topics, lt)
+			remote.Topics = append(remote.Topics, rt)
 		}
 	}
-	resp.Dirs = append(resp.Dirs, dir)
-	resp.Dirs = append(resp.Dirs, s.remoteLogDir(req, topics, want))
+	resp.Dirs = append(resp.Dirs, local, remote)
 	return respond(resp)
-}
-
-// remoteLogDir reports the remote tier as a second log dir named after the
-// object store, with each partition's remote size, so tools that list log
-// dirs show both tiers (its total and usable bytes are unknown: -1).
-func (s *Server) remoteLogDir(req *kmsg.DescribeLogDirsRequest, topics []*topicState, want map[string]map[int32]bool) kmsg.DescribeLogDirsResponseDir {
-	dir := kmsg.NewDescribeLogDirsResponseDir()
-	dir.Dir = "remote:" + s.objectStoreURL
-	dir.TotalBytes, dir.UsableBytes = -1, -1
-	for _, t := range topics {
-		ps, ok := want[t.name]
-		if req.Topics != nil && !ok {
-			continue
-		}
-		dt := kmsg.NewDescribeLogDirsResponseDirTopic()
-		dt.Topic = t.name
-		for _, p := range t.parts {
-			if req.Topics != nil && !ps[p.index] {
-				continue
-			}
-			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			dp.Partition = p.index
-			dp.Size, _, _, _ = s.tier.Stats(t.id, p.index)
-			dt.Partitions = append(dt.Partitions, dp)
-		}
-		if len(dt.Partitions) > 0 {
-			dir.Topics = append(dir.Topics, dt)
-		}
-	}
-	return dir
 }
