@@ -28,11 +28,12 @@ func (r *remoteRecords) ranges() []storage.FileRange { return r.rr.Ranges }
 func (r *remoteRecords) size() int64                 { return r.rr.Len }
 func (r *remoteRecords) release()                    { r.rr.Release() }
 
-// remoteFetchMinWait is how long a fetch waits for the object store at
-// least, even when the client asked for less (Kafka's
-// remote.fetch.max.wait.ms plays this role). A read that takes longer
-// finishes into the cache, so the client's next fetch finds it there.
-const remoteFetchMinWait = 500 * time.Millisecond
+// remoteFetchZeroWait is how long a fetch with MaxWaitMillis 0 waits for
+// the object store; any other fetch waits at most its own MaxWaitMillis,
+// so a long poll never outlives what the client asked for. A read that
+// takes longer finishes into the cache, so the client's next fetch finds
+// it there.
+const remoteFetchZeroWait = 100 * time.Millisecond
 
 func hasRemote(results []fetchResult) bool {
 	for i := range results {
@@ -49,7 +50,11 @@ func hasRemote(results []fetchResult) bool {
 // error; one whose object is corrupt or missing gets KAFKA_STORAGE_ERROR
 // and a log line, never wrong bytes.
 func (s *Server) fetchRemote(ctx context.Context, results []fetchResult, maxWait time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, max(maxWait, remoteFetchMinWait))
+	wait := maxWait
+	if wait <= 0 {
+		wait = remoteFetchZeroWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var wg sync.WaitGroup
 	for i := range results {
