@@ -21,6 +21,7 @@ type Config struct {
 	AdvertisedAddr string // advertised-addr: host:port clients are told; defaults to Listen
 	ControllerAddr string // controller-listen: Raft transport address; "" = in-process single voter
 	AdminListen    string // admin-listen: HTTP /metrics, /healthz, /readyz; "" = off
+	AdminPprof     bool   // admin-pprof: also serve /debug/pprof on the admin listener
 
 	NumPartitions            int32 // num.partitions
 	DefaultReplicationFactor int16 // default.replication.factor

@@ -133,8 +133,8 @@ func (s *Server) registerGauges() error {
 	return err
 }
 
-// startAdmin serves /metrics, /healthz, /readyz (and /debug/pprof) on the
-// admin listener. Its address is logged (tests listen on :0).
+// startAdmin serves /metrics, /healthz, /readyz (and /debug/pprof with
+// admin-pprof) on the admin listener. Its address is logged (tests listen on :0).
 func (s *Server) startAdmin() error {
 	if s.cfg.AdminListen == "" {
 		return nil
@@ -154,8 +154,11 @@ func (s *Server) startAdmin() error {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if s.cfg.AdminPprof {
+		// Off by default: profiles expose internals and cost CPU.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.adminSrv = srv
 	s.wg.Add(1)

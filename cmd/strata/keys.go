@@ -70,6 +70,8 @@ var configKeys = []configKey{
 		field: func(o *options) any { return &o.Broker.ControllerAddr }},
 	{Name: "admin-listen", flag: true, Doc: "host:port of the HTTP admin listener (/metrics, /healthz, /readyz); empty disables it.",
 		field: func(o *options) any { return &o.Broker.AdminListen }},
+	{Name: "admin-pprof", flag: true, Doc: "Also serve Go profiles at /debug/pprof on the admin listener.",
+		field: func(o *options) any { return &o.Broker.AdminPprof }},
 	{Name: "log-level", flag: true, Doc: "debug, info, warn or error.",
 		field: func(o *options) any { return &o.LogLevel }},
 	{Name: "log-format", flag: true, Doc: "text or json (log lines go to stderr).",
