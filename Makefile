@@ -27,6 +27,10 @@ test: deps-test fmt-check vet check-imports test-unit test-e2e fuzz
 
 # Installs what the tests need, only when it is missing (idempotent).
 # kcat: librdkafka's command-line client, for the e2e tests.
+# promtool: validates deploy/prometheus (deploy_test.go). It is taken out
+# of Debian's prometheus package into GOBIN_DIR rather than installing the
+# package, whose postinst enables and starts a Prometheus service on
+# systemd hosts. The tests skip the promtool checks when it is missing.
 # versitygw: an S3-compatible server the tiering tests start on loopback
 # (tiering/s3test); building it takes a couple of minutes, once.
 deps-test:
@@ -35,6 +39,17 @@ deps-test:
 		echo "installing kcat with apt-get"; \
 		$$sudo apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends kcat; \
+	fi
+	@if p=$$(PATH="$(GOBIN_DIR):$$PATH" command -v promtool); then echo "promtool: $$p"; else \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing promtool into $(GOBIN_DIR) from Debian's prometheus package"; \
+		tmp=$$(mktemp -d) && \
+		{ (cd "$$tmp" && apt-get download -q prometheus) || \
+		  { $$sudo apt-get update -q && (cd "$$tmp" && apt-get download -q prometheus); }; } && \
+		mkdir -p "$(GOBIN_DIR)" && \
+		dpkg-deb --fsys-tarfile "$$tmp"/prometheus_*.deb | tar -x -O ./usr/bin/promtool > "$$tmp/promtool" && \
+		install -m 0755 "$$tmp/promtool" "$(GOBIN_DIR)/promtool"; \
+		rc=$$?; rm -rf "$$tmp"; exit $$rc; \
 	fi
 	@$(MAKE) --no-print-directory deps-versitygw
 
