@@ -6,12 +6,17 @@
 // The package has only tests. TestMain builds bin/strata once (or uses
 // E2E_STRATA_BIN, as `make test-e2e` does); every test starts its own
 // broker, so tests run in parallel and never share state. The broker's
-// log goes to a file that is printed when a test fails.
+// log goes to a file that is printed when a test fails. Tiering tests
+// (tiering_test.go) also start their own S3 server, versitygw, through
+// tiering/s3test, and look at the bucket through its directory.
 //
 // Invariants the tests pin down: bytes read back are the bytes written
 // (keys, values, headers, order per partition) for every codec; group
 // members share partitions exactly once and resume from committed
-// offsets; an acknowledged record survives kill -9; bad input gets a
+// offsets; an acknowledged record survives kill -9 (also in the middle of
+// segment uploads); tiered data reads back identical from the bucket, an
+// outage of the store loses nothing, a corrupt object is an error and
+// never wrong bytes, and no object is leaked; bad input gets a
 // Kafka error code or a closed connection and never stops the broker
 // from serving others; configuration mistakes exit 2 naming the key.
 //
