@@ -34,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "topics", "groups", "cluster", "tiering":
+		return adminMain(args[0], args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
@@ -101,6 +103,7 @@ Usage:
   strata serve [flags]   run a broker (strata serve --help lists flags and keys)
   strata version         print the version
 `)
+	adminUsage(w)
 }
 
 func serveUsage(w io.Writer) {
