@@ -109,8 +109,26 @@ func (s *Server) registerGauges() error {
 	if err != nil {
 		return err
 	}
+	activeController, err := mt.Int64ObservableGauge("strata_cluster_active_controller", metric.WithDescription("1 on the broker leading the metadata quorum (the active controller), else 0."))
+	if err != nil {
+		return err
+	}
+	underReplicated, err := mt.Int64ObservableGauge("strata_cluster_under_replicated_partitions", metric.WithDescription("Partitions this broker leads whose ISR is smaller than their replica set."))
+	if err != nil {
+		return err
+	}
+	offline, err := mt.Int64ObservableGauge("strata_cluster_offline_partitions", metric.WithDescription("Partitions without a leader (reported by the active controller)."))
+	if err != nil {
+		return err
+	}
+	groupLag, err := mt.Int64ObservableGauge("strata_group_lag", metric.WithDescription("High watermark minus the group's committed offset, per group and partition."))
+	if err != nil {
+		return err
+	}
 	_, err = mt.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(purgatory, s.fetchWaiters.Load())
+		s.observeCluster(o, activeController, underReplicated, offline)
+		s.observeGroupLag(ctx, o, groupLag)
 		if s.parts == nil {
 			return nil
 		}
@@ -129,8 +147,66 @@ func (s *Server) registerGauges() error {
 			}
 		}
 		return nil
-	}, purgatory, logSize, segments, endOffset, startOffset)
+	}, purgatory, logSize, segments, endOffset, startOffset, activeController, underReplicated, offline, groupLag)
 	return err
+}
+
+func (s *Server) observeCluster(o metric.Observer, active, under, offline metric.Int64ObservableGauge) {
+	if s.meta == nil {
+		return
+	}
+	leader, ok := s.meta.LeaderID()
+	isController := ok && leader == s.cfg.NodeID
+	var u, off int64
+	for _, t := range s.meta.Topics() {
+		for _, p := range t.Partitions {
+			if p.Leader == s.cfg.NodeID && len(p.ISR) < len(p.Replicas) {
+				u++
+			}
+			if p.Leader < 0 {
+				off++
+			}
+		}
+	}
+	o.ObserveInt64(under, u)
+	if isController {
+		o.ObserveInt64(active, 1)
+		o.ObserveInt64(offline, off)
+	} else {
+		o.ObserveInt64(active, 0)
+		o.ObserveInt64(offline, 0)
+	}
+}
+
+// observeGroupLag reports, for every group with committed offsets, how far
+// each partition's commit is behind the high watermark. It asks the group
+// coordinator the way a client would (ListGroups, OffsetFetch).
+func (s *Server) observeGroupLag(ctx context.Context, o metric.Observer, lag metric.Int64ObservableGauge) {
+	if s.groups == nil || s.parts == nil {
+		return
+	}
+	lreq := kmsg.NewPtrListGroupsRequest()
+	lreq.Version = 4
+	for _, g := range s.groups.ListGroups(ctx, lreq).Groups {
+		freq := kmsg.NewPtrOffsetFetchRequest()
+		freq.Version = 7
+		freq.Group = g.Group
+		resp := s.groups.OffsetFetch(ctx, freq)
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 || p.Offset < 0 {
+					continue
+				}
+				_, part, err := s.parts.get(t.Topic, p.Partition)
+				if err != nil {
+					continue
+				}
+				o.ObserveInt64(lag, max(part.log.HighWatermark()-p.Offset, 0), metric.WithAttributes(
+					attribute.String("group", g.Group), attribute.String("topic", t.Topic),
+					attribute.String("partition", strconv.Itoa(int(p.Partition)))))
+			}
+		}
+	}
 }
 
 // startAdmin serves /metrics, /healthz, /readyz (and /debug/pprof with

@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func scrape(t *testing.T, ts *testServer) string {
@@ -72,6 +75,24 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if got := metricValue(after, "strata_broker_connections"); got < 1 {
 		t.Errorf("connections = %v, want >= 1", got)
 	}
+	if got := metricValue(after, "strata_cluster_active_controller"); got != 1 {
+		t.Errorf("active controller = %v, want 1 on a single node", got)
+	}
+	if got := metricValue(after, "strata_cluster_under_replicated_partitions"); got != 0 {
+		t.Errorf("under-replicated partitions = %v, want 0", got)
+	}
+
+	// A group that committed offset 1 of 3 is 2 behind.
+	adm := kadm.NewClient(cl)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "m", Partition: 0, At: 1, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(context.Background(), "lagging", offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	if got := metricValue(scrape(t, ts), "strata_group_lag", `group="lagging"`, `topic="m"`, `partition="0"`); got != 2 {
+		t.Errorf("group lag = %v, want 2", got)
+	}
+
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + ts.AdminAddr().String() + path)
 		if err != nil || resp.StatusCode != 200 {
