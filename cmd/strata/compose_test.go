@@ -211,3 +211,45 @@ func hasVolumeMount(mounts []string, declared map[string]any) bool {
 	}
 	return false
 }
+
+// TestDockerComposeMonitoring checks the monitoring services: Prometheus
+// loads deploy/prometheus (whose scrape target is the strata service's
+// admin port) and Grafana is provisioned from deploy/grafana; every
+// mounted path exists in the repository.
+func TestDockerComposeMonitoring(t *testing.T) {
+	compose := readCompose(t)
+	for name, wantMounts := range map[string][]string{
+		"prometheus": {"./deploy/prometheus:/etc/prometheus"},
+		"grafana":    {"./deploy/grafana/provisioning:/etc/grafana/provisioning", "./deploy/grafana/dashboards:/var/lib/grafana/dashboards/strata"},
+	} {
+		svc, ok := compose.Services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		for _, want := range wantMounts {
+			found := false
+			for _, v := range svc.Volumes {
+				if strings.HasPrefix(v, want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no volume %s in %v", name, want, svc.Volumes)
+			}
+			src := strings.SplitN(want, ":", 2)[0]
+			if _, err := os.Stat(filepath.Join("..", "..", src)); err != nil {
+				t.Errorf("%s mounts %s: %v", name, src, err)
+			}
+		}
+	}
+	prom, err := os.ReadFile(filepath.Join("..", "..", "deploy", "prometheus", "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(prom), "strata:9644") {
+		t.Error("deploy/prometheus/prometheus.yml does not scrape strata:9644, the compose broker's admin listener")
+	}
+	if !slices.Contains(compose.Services["strata"].Command, "--admin-listen=0.0.0.0:9644") {
+		t.Error("the strata service does not expose its admin listener on 9644 for Prometheus")
+	}
+}
