@@ -18,22 +18,33 @@ import (
 // the orphan sweep removes; never a manifest entry without its objects.
 
 func (m *Manager) retentionLoop(ctx context.Context) {
-	t := time.NewTicker(m.tune.retentionInterval)
+	m.every(ctx, m.tune.retentionInterval, m.retentionPass)
+}
+
+func (m *Manager) retentionPass(ctx context.Context) {
+	m.forEachPartition(ctx, "remote retention", m.enforceRetention)
+}
+
+// every runs pass each interval until ctx ends.
+func (m *Manager) every(ctx context.Context, interval time.Duration, pass func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.retentionPass(ctx)
+			pass(ctx)
 		}
 	}
 }
 
-func (m *Manager) retentionPass(ctx context.Context) {
+// forEachPartition runs fn on every partition; a failure is logged and
+// left for the next pass (unless the manager or partition is going away).
+func (m *Manager) forEachPartition(ctx context.Context, what string, fn func(context.Context, *partState) error) {
 	for _, p := range m.partitions() {
-		if err := m.enforceRetention(ctx, p); err != nil && ctx.Err() == nil && p.ctx.Err() == nil {
-			p.logger.Warn("remote retention failed; will retry", "err", err)
+		if err := fn(ctx, p); err != nil && ctx.Err() == nil && p.ctx.Err() == nil {
+			p.logger.Warn(what+" failed; will retry", "err", err)
 		}
 	}
 }
@@ -295,24 +306,11 @@ func (m *Manager) deletePartitionRemote(ctx context.Context, tp topicPartition) 
 }
 
 func (m *Manager) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(m.tune.sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.sweepPass(ctx)
-		}
-	}
+	m.every(ctx, m.tune.sweepInterval, m.sweepPass)
 }
 
 func (m *Manager) sweepPass(ctx context.Context) {
-	for _, p := range m.partitions() {
-		if err := m.sweepOrphans(ctx, p); err != nil && ctx.Err() == nil && p.ctx.Err() == nil {
-			p.logger.Warn("orphan sweep failed; will retry", "err", err)
-		}
-	}
+	m.forEachPartition(ctx, "orphan sweep", m.sweepOrphans)
 }
 
 // sweepOrphans deletes the partition's segment objects that the committed
