@@ -76,6 +76,36 @@ type Config struct {
 	RemoteCopyMaxBytesPerSec int64  // remote.log.manager.copy.max.bytes.per.second (0 = unlimited)
 	RemoteOrphanGraceMs      int64  // remote-orphan-grace-ms: age before an unreferenced object is swept
 
+	// Listeners and security (see security.go). Listeners empty means one
+	// PLAINTEXT listener on Listen advertised as AdvertisedAddr.
+	Listeners                   string // listeners: NAME://host:port,...
+	AdvertisedListeners         string // advertised.listeners: NAME://host:port,...; missing names advertise their listener
+	ListenerSecurityProtocolMap string // listener.security.protocol.map: NAME:PROTOCOL,...
+	SSLKeystoreLocation         string // ssl.keystore.location: PEM file with the certificate chain and private key
+	SSLKeystoreType             string // ssl.keystore.type: only PEM
+	SSLTruststoreLocation       string // ssl.truststore.location: PEM CA bundle that client certificates must chain to
+	SSLClientAuth               string // ssl.client.auth: none, requested or required
+	SSLEnabledProtocols         string // ssl.enabled.protocols: TLSv1.2,TLSv1.3
+	SSLPrincipalMappingRules    string // ssl.principal.mapping.rules: DEFAULT or RULE:pattern/replacement/[LU],...
+	SASLEnabledMechanisms       string // sasl.enabled.mechanisms: PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+	SASLPlainUsers              string // sasl.plain.users: user:password,... (PLAIN's user table)
+	SASLOAuthJWKSURL            string // sasl.oauthbearer.jwks.endpoint.url: file:///path or https://...
+	SASLOAuthJWKSRefreshMs      int64  // sasl.oauthbearer.jwks.endpoint.refresh.ms
+	SASLOAuthExpectedAudience   string // sasl.oauthbearer.expected.audience: comma-separated
+	SASLOAuthExpectedIssuer     string // sasl.oauthbearer.expected.issuer
+	SASLOAuthSubClaimName       string // sasl.oauthbearer.sub.claim.name
+	SASLOAuthClockSkewSeconds   int64  // sasl.oauthbearer.clock.skew.seconds
+	SASLOAuthUnsecuredJWT       bool   // sasl.oauthbearer.unsecured.jwt.enable: accept alg=none tokens (development only)
+	ConnectionsMaxReauthMs      int64  // connections.max.reauth.ms: 0 = sessions never expire
+	ConnectionFailedAuthDelayMs int64  // connection.failed.authentication.delay.ms
+	AuthorizerClassName         string // authorizer.class.name: "" = no authorization
+	SuperUsers                  string // super.users: User:a;User:b
+	AllowEveryoneIfNoACLFound   bool   // allow.everyone.if.no.acl.found
+	QuotaWindowNum              int32  // quota.window.num
+	QuotaWindowSizeSeconds      int32  // quota.window.size.seconds
+	MaxConnectionsPerIP         int32  // max.connections.per.ip
+	ControllerTLS               bool   // controller-tls: mTLS on the Raft transport with the ssl.* files
+
 	// ExplicitKeys names the Kafka-style keys the operator set (file, env or
 	// flag), so DescribeConfigs can say STATIC_BROKER_CONFIG instead of
 	// DEFAULT_CONFIG.
@@ -128,6 +158,19 @@ func DefaultConfig() Config {
 		LogLocalRetentionBytes:          -2,
 		RemoteCopyThreads:               4,
 		RemoteOrphanGraceMs:             600000,
+		ListenerSecurityProtocolMap:     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+		SSLKeystoreType:                 "PEM",
+		SSLClientAuth:                   "none",
+		SSLEnabledProtocols:             "TLSv1.2,TLSv1.3",
+		SSLPrincipalMappingRules:        "DEFAULT",
+		SASLEnabledMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		SASLOAuthJWKSRefreshMs:          3600000,
+		SASLOAuthSubClaimName:           "sub",
+		SASLOAuthClockSkewSeconds:       30,
+		ConnectionFailedAuthDelayMs:     100,
+		QuotaWindowNum:                  11,
+		QuotaWindowSizeSeconds:          1,
+		MaxConnectionsPerIP:             2147483647,
 	}
 }
 
