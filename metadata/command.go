@@ -42,6 +42,10 @@ const (
 	cmdAllocateProducerIDs  cmdType = 7
 	cmdAddRemoteSegment     cmdType = 8
 	cmdRemoveRemoteSegments cmdType = 9
+	cmdCreateACLs           cmdType = 10
+	cmdDeleteACLs           cmdType = 11
+	cmdAlterScramCreds      cmdType = 12
+	cmdAlterClientQuotas    cmdType = 13
 	// Still to come: broker heartbeat/fencing, AlterPartition (ISR and
 	// leader changes).
 )
@@ -66,6 +70,14 @@ func (t cmdType) String() string {
 		return "AddRemoteSegment"
 	case cmdRemoveRemoteSegments:
 		return "RemoveRemoteSegments"
+	case cmdCreateACLs:
+		return "CreateACLs"
+	case cmdDeleteACLs:
+		return "DeleteACLs"
+	case cmdAlterScramCreds:
+		return "AlterScramCredentials"
+	case cmdAlterClientQuotas:
+		return "AlterClientQuotas"
 	}
 	return fmt.Sprintf("cmdType(%d)", uint16(t))
 }
@@ -82,6 +94,10 @@ var maxVersion = map[cmdType]uint16{
 	cmdAllocateProducerIDs:  1,
 	cmdAddRemoteSegment:     1,
 	cmdRemoveRemoteSegments: 1,
+	cmdCreateACLs:           1,
+	cmdDeleteACLs:           1,
+	cmdAlterScramCreds:      1,
+	cmdAlterClientQuotas:    1,
 }
 
 const envelopeHeaderSize = 4
@@ -148,15 +164,41 @@ type removeRemoteSegmentsV1 struct {
 	LogStartOffset int64     `json:"log_start_offset"`
 }
 
-func (*initClusterV1) kind() (cmdType, uint16)          { return cmdInitCluster, 1 }
-func (*registerBrokerV1) kind() (cmdType, uint16)       { return cmdRegisterBroker, 1 }
-func (*createTopicV1) kind() (cmdType, uint16)          { return cmdCreateTopic, 1 }
-func (*deleteTopicV1) kind() (cmdType, uint16)          { return cmdDeleteTopic, 1 }
-func (*createPartitionsV1) kind() (cmdType, uint16)     { return cmdCreatePartitions, 1 }
-func (*alterTopicConfigsV1) kind() (cmdType, uint16)    { return cmdAlterTopicConfigs, 1 }
-func (*allocateProducerIDsV1) kind() (cmdType, uint16)  { return cmdAllocateProducerIDs, 1 }
-func (*addRemoteSegmentV1) kind() (cmdType, uint16)     { return cmdAddRemoteSegment, 1 }
-func (*removeRemoteSegmentsV1) kind() (cmdType, uint16) { return cmdRemoveRemoteSegments, 1 }
+// createACLsV1 adds ACL bindings (security.go has the rules for this and
+// the next three).
+type createACLsV1 struct {
+	ACLs []aclRec `json:"acls"`
+}
+
+// deleteACLsV1 removes exact ACL bindings.
+type deleteACLsV1 struct {
+	ACLs []aclRec `json:"acls"`
+}
+
+// alterScramCredentialsV1 replaces or adds credentials and deletes others.
+type alterScramCredentialsV1 struct {
+	Upserts []scramRec    `json:"upserts"`
+	Deletes []scramKeyRec `json:"deletes"`
+}
+
+// alterClientQuotasV1 sets and removes quota keys of client-quota entities.
+type alterClientQuotasV1 struct {
+	Alterations []quotaAlterationRec `json:"alterations"`
+}
+
+func (*initClusterV1) kind() (cmdType, uint16)           { return cmdInitCluster, 1 }
+func (*registerBrokerV1) kind() (cmdType, uint16)        { return cmdRegisterBroker, 1 }
+func (*createTopicV1) kind() (cmdType, uint16)           { return cmdCreateTopic, 1 }
+func (*deleteTopicV1) kind() (cmdType, uint16)           { return cmdDeleteTopic, 1 }
+func (*createPartitionsV1) kind() (cmdType, uint16)      { return cmdCreatePartitions, 1 }
+func (*alterTopicConfigsV1) kind() (cmdType, uint16)     { return cmdAlterTopicConfigs, 1 }
+func (*allocateProducerIDsV1) kind() (cmdType, uint16)   { return cmdAllocateProducerIDs, 1 }
+func (*addRemoteSegmentV1) kind() (cmdType, uint16)      { return cmdAddRemoteSegment, 1 }
+func (*removeRemoteSegmentsV1) kind() (cmdType, uint16)  { return cmdRemoveRemoteSegments, 1 }
+func (*createACLsV1) kind() (cmdType, uint16)            { return cmdCreateACLs, 1 }
+func (*deleteACLsV1) kind() (cmdType, uint16)            { return cmdDeleteACLs, 1 }
+func (*alterScramCredentialsV1) kind() (cmdType, uint16) { return cmdAlterScramCreds, 1 }
+func (*alterClientQuotasV1) kind() (cmdType, uint16)     { return cmdAlterClientQuotas, 1 }
 
 // encodeCommand builds the envelope for c.
 func encodeCommand(c command) ([]byte, error) {
@@ -206,6 +248,14 @@ func decodeCommand(data []byte) (command, error) {
 		c = new(addRemoteSegmentV1)
 	case cmdRemoveRemoteSegments:
 		c = new(removeRemoteSegmentsV1)
+	case cmdCreateACLs:
+		c = new(createACLsV1)
+	case cmdDeleteACLs:
+		c = new(deleteACLsV1)
+	case cmdAlterScramCreds:
+		c = new(alterScramCredentialsV1)
+	case cmdAlterClientQuotas:
+		c = new(alterClientQuotasV1)
 	}
 	if err := decodeStrict(data[envelopeHeaderSize:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformedCommand, t, v, err)

@@ -134,6 +134,9 @@ func FuzzDecodeCommand(f *testing.F) {
 	}
 	f.Add(envelope(uint16(cmdCreateTopic), 1, `{"topic":null}`))
 	f.Add([]byte{0xff, 0xff, 0, 1})
+	f.Add(envelope(uint16(cmdAlterClientQuotas), 1, `{"alterations":[{"entity":{"user":{"set":true,"default":true}},"set":{"request_percentage":1e308},"remove":null}]}`))
+	f.Add(envelope(uint16(cmdAlterScramCreds), 1, `{"upserts":[{"user":"u","mechanism":1,"iterations":4096,"salt":"","stored_key":null}],"deletes":[{"user":"u","mechanism":1}]}`))
+	f.Add(envelope(uint16(cmdDeleteACLs), 1, `{"acls":[{"resource_type":1,"pattern_type":2,"operation":1,"permission":1}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := decodeCommand(data)
 		if err != nil {

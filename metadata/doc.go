@@ -3,8 +3,9 @@
 // snapshots) holding the cluster id, registered brokers, topics by name and
 // by UUID, their partitions (replicas, ISR, leader, leader epoch, partition
 // epoch), the remote manifest of each tiered partition (the segments
-// uploaded to object storage, and the remote log start offset) and the next
-// free producer id. It plays the part of Kafka's KRaft controller quorum;
+// uploaded to object storage, and the remote log start offset), the next
+// free producer id, and the security state: ACL bindings, SCRAM credentials
+// and client quotas. It plays the part of Kafka's KRaft controller quorum;
 // the Raft leader is the active controller.
 //
 // This version runs one voter (in-memory transport, no port) or a TCP
@@ -23,9 +24,12 @@
 //   - fsm.go: the state, command handlers, snapshots.
 //   - remote.go: remote manifests: records, their commands' rules, the
 //     Store methods.
+//   - security.go: ACLs, SCRAM credentials, client quotas: records, their
+//     commands' rules, the Store methods, SecurityVersion.
 //   - store.go: Store: Raft wiring, proposals, reads, lifecycle.
-//   - transport.go: Raft transports; a TCP stream layer that closes the
-//     connections it accepted (Raft's own leaves their goroutines running).
+//   - transport.go: Raft transports; a TCP stream layer, optionally mutual
+//     TLS (Config.TLS), that closes the connections it accepted (Raft's own
+//     leaves their goroutines running).
 //   - internal/raftlog: hclog -> slog bridge for Raft's own logging.
 //
 // # Invariants
@@ -42,8 +46,14 @@
 //     is the lesser harm. Upgrade all voters before using new commands.
 //   - Snapshots are the full state in a versioned JSON document; Restore
 //     replaces the state entirely and refuses (with an error, not a panic)
-//     a format it does not know. Format 2 adds remote manifests to format 1;
-//     Persist writes format 1 while there are none, and both are read.
+//     a format it does not know. Format 2 adds remote manifests to format 1,
+//     format 3 adds the security state to format 2; Persist writes the
+//     oldest format that holds the state, and all three are read.
+//   - Security values are concrete and checked by the FSM (ACL codes that
+//     name one resource type, pattern, operation and permission; SCRAM
+//     mechanism and iteration bounds; quota entities, keys and finite
+//     values). SecurityVersion, a process-local counter, increases after
+//     every applied security change and every snapshot restore.
 //   - Records in the state are immutable; a change replaces the record.
 //   - A command, once handed to Raft, runs to completion. Callers' contexts
 //     bound only how long they wait for the result: a caller that gives up
@@ -70,7 +80,8 @@
 // readers take the read lock and copy out, so callers own what they get (a
 // remote manifest, which may be long, is copied after the unlock: its record
 // is immutable). Watch channels are closed under the write lock after each
-// change, manifest changes included.
+// change, manifest and security changes included; the security version is
+// bumped under the same lock, before the Watch channel closes.
 //
 // Store.run (one goroutine, owned by the Store) reacts to leadership: after
 // becoming leader it issues a Raft barrier so the whole log is applied, then

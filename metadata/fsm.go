@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
@@ -58,6 +59,11 @@ type state struct {
 	// manifests holds remote manifests of existing partitions only; a
 	// partition with nothing recorded has no entry (never a zero record).
 	manifests map[partKey]*manifestRec
+	// Security (security.go). ACL bindings are values; SCRAM records and
+	// the per-entity quota maps are immutable once stored, like the rest.
+	acls   map[aclRec]struct{}
+	scram  map[scramKeyRec]*scramRec
+	quotas map[quotaEntityRec]map[string]float64
 }
 
 func newState() *state {
@@ -66,6 +72,9 @@ func newState() *state {
 		topics:    map[uuid.UUID]*topicRec{},
 		names:     map[string]uuid.UUID{},
 		manifests: map[partKey]*manifestRec{},
+		acls:      map[aclRec]struct{}{},
+		scram:     map[scramKeyRec]*scramRec{},
+		quotas:    map[quotaEntityRec]map[string]float64{},
 	}
 }
 
@@ -78,6 +87,9 @@ func (s *state) clone() *state {
 		names:          maps.Clone(s.names),
 		nextProducerID: s.nextProducerID,
 		manifests:      maps.Clone(s.manifests),
+		acls:           maps.Clone(s.acls),
+		scram:          maps.Clone(s.scram),
+		quotas:         maps.Clone(s.quotas),
 	}
 }
 
@@ -88,6 +100,9 @@ type applyResult struct {
 	err        error
 	producerID int64  // AllocateProducerIDs: first id of the block
 	clusterID  string // InitCluster: the cluster id in force afterwards
+	// DeleteACLs: the bindings that existed and were removed, in command
+	// order.
+	removedACLs []aclRec
 }
 
 // fsm is the raft.FSM of the metadata state.
@@ -95,6 +110,11 @@ type fsm struct {
 	mu      sync.RWMutex // guards st (the pointer) and changed
 	st      *state
 	changed chan struct{} // closed and replaced after every change
+	// secVersion counts applied security changes and restores. It is
+	// bumped under mu after the new state is in place, so a reader that
+	// loads it and then reads the state never sees an older state than the
+	// version it holds.
+	secVersion atomic.Uint64
 }
 
 var _ raft.FSM = (*fsm)(nil)
@@ -125,8 +145,9 @@ func (f *fsm) apply(c command) applyResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var (
-		res     applyResult
-		changed bool
+		res      applyResult
+		changed  bool
+		security bool
 	)
 	switch c := c.(type) {
 	case *initClusterV1:
@@ -147,11 +168,26 @@ func (f *fsm) apply(c command) applyResult {
 		changed, res.err = f.addRemoteSegment(c)
 	case *removeRemoteSegmentsV1:
 		changed, res.err = f.removeRemoteSegments(c)
+	case *createACLsV1:
+		security = true
+		changed, res.err = f.createACLs(c)
+	case *deleteACLsV1:
+		security = true
+		changed, res.removedACLs, res.err = f.deleteACLs(c)
+	case *alterScramCredentialsV1:
+		security = true
+		changed, res.err = f.alterScramCredentials(c)
+	case *alterClientQuotasV1:
+		security = true
+		changed, res.err = f.alterClientQuotas(c)
 	default:
 		t, v := c.kind()
 		panic(fmt.Sprintf("metadata: decoded command %s v%d has no FSM handler", t, v))
 	}
 	if changed {
+		if security {
+			f.secVersion.Add(1)
+		}
 		close(f.changed)
 		f.changed = make(chan struct{})
 	}
@@ -492,16 +528,19 @@ func (t *topicRec) public() Topic {
 //
 //	1: cluster id, brokers, topics, next producer id.
 //	2: format 1 plus "remote_manifests".
+//	3: format 2 plus "acls", "scram_credentials" and "client_quotas".
 //
 // Persist writes the oldest format that can hold the state: format 1 as
-// long as no remote manifest exists. A voter still running a binary that
-// only reads format 1 can then install snapshots from upgraded peers until
-// remote storage is actually used (which needs every voter upgraded anyway,
-// for the commands).
+// long as no remote manifest and no security state exists, format 2 while
+// there is no security state. A voter still running an older binary can
+// then install snapshots from upgraded peers until the new feature is
+// actually used (which needs every voter upgraded anyway, for the
+// commands).
 
 const (
 	snapshotFormatV1 = 1
 	snapshotFormatV2 = 2
+	snapshotFormatV3 = 3
 )
 
 type snapshotV1 struct {
@@ -517,6 +556,17 @@ type snapshotV1 struct {
 type snapshotV2 struct {
 	snapshotV1
 	RemoteManifests []*manifestRec `json:"remote_manifests"`
+}
+
+// snapshotV3's JSON is snapshotV2's fields followed by the security state:
+// ACLs sorted as Store.ACLs returns them, SCRAM credentials by user then
+// mechanism, client quotas by entity (absent, then default, then named
+// components; user, then client id, then ip).
+type snapshotV3 struct {
+	snapshotV2
+	ACLs             []aclRec    `json:"acls"`
+	ScramCredentials []*scramRec `json:"scram_credentials"`
+	ClientQuotas     []*quotaRec `json:"client_quotas"`
 }
 
 // Snapshot captures the state. Raft calls it on the FSM goroutine, so
@@ -542,6 +592,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	// The security state may differ in any way: caches must reload.
+	f.secVersion.Add(1)
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -560,8 +612,9 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() {}
 
-// encodeSnapshot returns the document to marshal: a *snapshotV1 or, when
-// there are remote manifests, a *snapshotV2.
+// encodeSnapshot returns the document to marshal: a *snapshotV1, a
+// *snapshotV2 when there are remote manifests, a *snapshotV3 when there is
+// security state.
 func encodeSnapshot(st *state) any {
 	snap := snapshotV1{
 		Format:         snapshotFormatV1,
@@ -572,13 +625,22 @@ func encodeSnapshot(st *state) any {
 	}
 	slices.SortFunc(snap.Brokers, func(a, b *brokerRec) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(snap.Topics, func(a, b *topicRec) int { return cmp.Compare(a.Name, b.Name) })
-	if len(st.manifests) == 0 {
+	if len(st.manifests) == 0 && !st.hasSecurity() {
 		return &snap
 	}
 	snap.Format = snapshotFormatV2
-	v2 := &snapshotV2{snapshotV1: snap, RemoteManifests: slices.Collect(maps.Values(st.manifests))}
-	slices.SortFunc(v2.RemoteManifests, compareManifests)
-	return v2
+	v2 := snapshotV2{snapshotV1: snap}
+	if len(st.manifests) > 0 {
+		v2.RemoteManifests = slices.Collect(maps.Values(st.manifests))
+		slices.SortFunc(v2.RemoteManifests, compareManifests)
+	}
+	if !st.hasSecurity() {
+		return &v2
+	}
+	v2.Format = snapshotFormatV3
+	v3 := &snapshotV3{snapshotV2: v2}
+	encodeSecurity(st, v3)
+	return v3
 }
 
 // decodeSnapshot parses and checks a snapshot. It never panics, whatever the
@@ -593,6 +655,7 @@ func decodeSnapshot(data []byte) (*state, error) {
 	var (
 		snap      snapshotV1
 		manifests []*manifestRec
+		security  snapshotV3 // only its security fields
 	)
 	switch hdr.Format {
 	case snapshotFormatV1:
@@ -605,8 +668,13 @@ func decodeSnapshot(data []byte) (*state, error) {
 			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 		}
 		snap, manifests = v2.snapshotV1, v2.RemoteManifests
+	case snapshotFormatV3:
+		if err := decodeStrict(data, &security); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+		}
+		snap, manifests = security.snapshotV1, security.RemoteManifests
 	default:
-		return nil, fmt.Errorf("%w: format %d (this binary reads %d to %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormatV1, snapshotFormatV2)
+		return nil, fmt.Errorf("%w: format %d (this binary reads %d to %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormatV1, snapshotFormatV3)
 	}
 	st := newState()
 	st.clusterID = snap.ClusterID
@@ -655,6 +723,9 @@ func decodeSnapshot(data []byte) (*state, error) {
 	}
 	// After the topics: a manifest must name an existing partition.
 	if err := restoreManifests(st, manifests); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+	}
+	if err := restoreSecurity(st, security.ACLs, security.ScramCredentials, security.ClientQuotas); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 	}
 	return st, nil

@@ -343,7 +343,7 @@ func (s *memSink) Cancel() error { s.canceled = true; return nil }
 
 // sampleCommands builds a state touching every field.
 func sampleCommands() []command {
-	return []command{
+	return append([]command{
 		&initClusterV1{ClusterID: "MkU3OEVBNTcwNTJENDM2Qk"},
 		&registerBrokerV1{Broker: brokerRec{ID: 1, Host: "b1", Port: 9092, Rack: "az1"}},
 		&registerBrokerV1{Broker: brokerRec{ID: 2, Host: "b2", Port: 9092}},
@@ -368,7 +368,7 @@ func sampleCommands() []command {
 		&addRemoteSegmentV1{TopicID: idA, Partition: 2, Segment: seg("t0", 1000, 1999)},
 		&removeRemoteSegmentsV1{TopicID: idA, Partition: 2, IDs: []string{"t0"}},
 		&removeRemoteSegmentsV1{TopicID: idB, Partition: 0, LogStartOffset: 42},
-	}
+	}, sampleSecurityCommands()...)
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -465,7 +465,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", ""},
 		{"not json", "garbage"},
 		{"null", "null"},
-		{"newer format", `{"format":3}`},
+		{"newer format", `{"format":4}`},
 		{"unknown field", `{"format":1,"surprise":true}`},
 		{"trailing data", valid + "{}"},
 		{"duplicate topic", `{"format":1,"topics":[` +
@@ -548,6 +548,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(snapshotState(f, full))
 	f.Add(snapshotState(f, newFSM()))
 	f.Add([]byte(`{"format":1,"topics":[null]}`))
+	f.Add([]byte(`{"format":3,"acls":[{}],"scram_credentials":[null],"client_quotas":[{"entity":{},"values":{}}]}`))
+	f.Add([]byte(`{"format":3,"client_quotas":[{"entity":{"ip":{"set":true,"name":"::ffff:10.0.0.1"}},"values":{"connection_creation_rate":-0}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := decodeSnapshot(data)
 		if err != nil {

@@ -1,6 +1,8 @@
 package metadata
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,7 +37,11 @@ func newTransport(cfg Config, hl hclog.Logger) (closableTransport, error) {
 			advertise = a
 		}
 	}
-	stream, err := listenTCP(cfg.RaftAddr, advertise)
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLS != nil {
+		serverTLS, clientTLS = raftTLSConfigs(cfg.TLS)
+	}
+	stream, err := listenTCP(cfg.RaftAddr, advertise, serverTLS, clientTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -47,14 +53,56 @@ func newTransport(cfg Config, hl hclog.Logger) (closableTransport, error) {
 	}), nil
 }
 
-// tcpStream is a raft.StreamLayer over TCP that, unlike raft's own, closes
-// the connections it accepted when it is closed. Raft's NetworkTransport
-// serves each inbound connection on a goroutine that only ends when the peer
-// hangs up; closing them here is what lets Close leave no goroutines behind
-// while peers are still running.
+// tlsHandshakeTimeout bounds the server side of a TLS handshake, so that a
+// peer (or a port scanner) that connects and says nothing does not hold a
+// goroutine beyond it. It equals the transport's RPC timeout, which bounds
+// the dialing side.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// raftTLSConfigs derives the server and client sides of mutual TLS from
+// the caller's config (Config.TLS documents what it must hold).
+func raftTLSConfigs(base *tls.Config) (server, client *tls.Config) {
+	server = base.Clone()
+	server.ClientAuth = tls.RequireAndVerifyClientCert
+	if server.ClientCAs == nil {
+		server.ClientCAs = base.RootCAs
+	}
+	client = base.Clone()
+	if client.RootCAs == nil {
+		client.RootCAs = base.ClientCAs
+	}
+	if len(client.Certificates) == 0 && client.GetClientCertificate == nil && base.GetCertificate != nil {
+		getCert := base.GetCertificate
+		client.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			// A reloading GetCertificate ignores the hello; one that picks
+			// by server name has none to go on here.
+			return getCert(&tls.ClientHelloInfo{})
+		}
+	}
+	for _, c := range []*tls.Config{server, client} {
+		if c.MinVersion < tls.VersionTLS12 {
+			c.MinVersion = tls.VersionTLS12
+		}
+	}
+	return server, client
+}
+
+// tcpStream is a raft.StreamLayer over TCP, optionally with mutual TLS,
+// that, unlike raft's own, closes the connections it accepted when it is
+// closed. Raft's NetworkTransport serves each inbound connection on a
+// goroutine that only ends when the peer hangs up; closing them here is
+// what lets Close leave no goroutines behind while peers are still running.
+//
+// With TLS, Accept returns at once and the handshake runs on the first Read
+// or Write, i.e. on raft's per-connection goroutine: a slow or silent
+// client never holds up the accept loop. A client that does not speak TLS,
+// or has no certificate the CA signed, fails its handshake, and raft drops
+// that connection only.
 type tcpStream struct {
 	ln        *net.TCPListener
 	advertise net.Addr
+	serverTLS *tls.Config // nil: plain TCP
+	clientTLS *tls.Config
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*trackedConn]struct{}
@@ -63,12 +111,20 @@ type tcpStream struct {
 
 var _ raft.StreamLayer = (*tcpStream)(nil)
 
-func listenTCP(bind string, advertise net.Addr) (*tcpStream, error) {
+func listenTCP(bind string, advertise net.Addr, serverTLS, clientTLS *tls.Config) (*tcpStream, error) {
+	// net.Listen rather than tls.Listen: tls.NewListener would hide the raw
+	// connections, which Close must reach.
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("metadata raft listen on %s: %w", bind, err)
 	}
-	s := &tcpStream{ln: ln.(*net.TCPListener), advertise: advertise, conns: map[*trackedConn]struct{}{}}
+	s := &tcpStream{
+		ln:        ln.(*net.TCPListener),
+		advertise: advertise,
+		serverTLS: serverTLS,
+		clientTLS: clientTLS,
+		conns:     map[*trackedConn]struct{}{},
+	}
 	if advertise == nil {
 		// Peers dial the address recorded in the Raft configuration;
 		// 0.0.0.0 or [::] cannot be dialed.
@@ -91,7 +147,10 @@ func (s *tcpStream) Accept() (net.Conn, error) {
 		_ = c.Close()
 		return nil, net.ErrClosed
 	}
-	tc := &trackedConn{Conn: c, s: s}
+	tc := &trackedConn{Conn: c, raw: c, s: s}
+	if s.serverTLS != nil {
+		tc.Conn = &tlsServerConn{Conn: tls.Server(c, s.serverTLS)}
+	}
 	s.conns[tc] = struct{}{}
 	return tc, nil
 }
@@ -104,7 +163,9 @@ func (s *tcpStream) Close() error {
 	s.mu.Unlock()
 	err := s.ln.Close()
 	for c := range conns {
-		_ = c.Conn.Close()
+		// The raw connection: closing a TLS one would first try to send
+		// close_notify, which can wait on a peer that is not reading.
+		_ = c.raw.Close()
 	}
 	return err
 }
@@ -116,12 +177,23 @@ func (s *tcpStream) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// Dial connects to a peer. With TLS the handshake is part of the dial and
+// bounded by timeout; the peer's certificate must name the host of addr
+// (the address in the Raft configuration).
 func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	if s.clientTLS == nil {
+		return net.DialTimeout("tcp", string(addr), timeout)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: s.clientTLS}
+	return d.Dial("tcp", string(addr))
 }
 
+// trackedConn is an accepted connection that leaves the stream's set when
+// raft closes it. Conn is what raft uses (the TLS connection, with TLS);
+// raw is the TCP connection under it.
 type trackedConn struct {
 	net.Conn
+	raw  net.Conn
 	s    *tcpStream
 	once sync.Once
 }
@@ -138,4 +210,39 @@ func (c *trackedConn) Close() error {
 		return nil
 	}
 	return err
+}
+
+// tlsServerConn runs the server handshake, bounded by tlsHandshakeTimeout,
+// before the first Read or Write. (tls.Conn would handshake on first use
+// too, but with no time limit: raft sets no deadline on inbound
+// connections.)
+type tlsServerConn struct {
+	*tls.Conn
+	once sync.Once
+	err  error
+}
+
+func (c *tlsServerConn) handshake() error {
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimeout)
+		defer cancel()
+		if err := c.Conn.HandshakeContext(ctx); err != nil {
+			c.err = fmt.Errorf("metadata raft TLS handshake with %s: %w", c.RemoteAddr(), err)
+		}
+	})
+	return c.err
+}
+
+func (c *tlsServerConn) Read(p []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *tlsServerConn) Write(p []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,21 @@ type Config struct {
 	// the count here then only picks the timeouts (fast for one voter).
 	Voters []Voter
 	Logger *slog.Logger
+	// TLS, when set, runs the Raft TCP transport (RaftAddr != "") over
+	// mutual TLS; nil means plain TCP. It is ignored by the in-memory
+	// transport. The caller supplies this node's certificate
+	// (Certificates or GetCertificate; the same certificate is presented
+	// as client and as server certificate, so it needs both the server and
+	// client auth extended key usages, and names covering every address
+	// peers dial: IP SANs for IP voter addresses), RootCAs to verify peers'
+	// server certificates and ClientCAs to verify their client certificates
+	// (either one stands for the other when only one is set; one is
+	// required, never the system roots). The store uses clones: as server
+	// config with ClientAuth forced to RequireAndVerifyClientCert, and as
+	// client config; TLS 1.2 is the minimum. Certificate rotation works
+	// through GetCertificate (also used for the client side when
+	// Certificates and GetClientCertificate are empty).
+	TLS *tls.Config
 
 	// tune lets tests adjust the Raft configuration (e.g. TrailingLogs).
 	tune func(*raft.Config)
@@ -144,6 +160,14 @@ func (c Config) Validate() error {
 	}
 	if c.RaftAddr == "" && len(voters) > 1 {
 		return errors.New("metadata config: the in-memory transport (empty raft address) supports a single voter only")
+	}
+	if c.TLS != nil && c.RaftAddr != "" {
+		if len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil {
+			return errors.New("metadata config: raft TLS needs this node's certificate (Certificates or GetCertificate)")
+		}
+		if c.TLS.RootCAs == nil && c.TLS.ClientCAs == nil {
+			return errors.New("metadata config: raft TLS needs the CA that signs the voters' certificates (RootCAs or ClientCAs)")
+		}
 	}
 	return nil
 }
