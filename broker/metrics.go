@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -15,6 +16,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // brokerMetrics are the broker's OpenTelemetry instruments, exported for
@@ -34,24 +36,62 @@ type brokerMetrics struct {
 	bytesOut    metric.Int64Counter
 	connections metric.Int64UpDownCounter
 
-	apiAttrs map[int16]metric.MeasurementOption
+	// Kafka's RequestMetrics breakdown of requestDur and its ErrorsPerSec,
+	// by API (observeRequest).
+	queueTime    metric.Float64Histogram
+	localTime    metric.Float64Histogram
+	remoteTime   metric.Float64Histogram
+	throttleTime metric.Float64Histogram
+	sendTime     metric.Float64Histogram
+	reqErrors    metric.Int64Counter
+	errAttrs     errorAttrs
+
+	tlsHandshakeFailures metric.Int64Counter // created by openTLS (tls.go)
+
+	apiAttrs map[int16]apiOpts
+
+	// tracer is nil unless tracing-otlp-endpoint is set: the request path
+	// checks it and does nothing more when tracing is off.
+	tracer trace.Tracer
+	traces *tracing
 }
 
-func newBrokerMetrics() (*brokerMetrics, error) {
+// requestBuckets serve every request latency histogram, so the parts of
+// the breakdown can be compared with the whole.
+var requestBuckets = metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+func newBrokerMetrics(cfg Config) (*brokerMetrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
 	if err != nil {
 		return nil, err
 	}
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	m := &brokerMetrics{provider: provider, registry: reg, meter: provider.Meter("strata"), apiAttrs: map[int16]metric.MeasurementOption{}}
+	m := &brokerMetrics{provider: provider, registry: reg, meter: provider.Meter("strata"), apiAttrs: map[int16]apiOpts{}}
 	mt := m.meter
 	if m.requests, err = mt.Int64Counter("strata_broker_requests", metric.WithDescription("Kafka requests handled, by API.")); err != nil {
 		return nil, err
 	}
 	if m.requestDur, err = mt.Float64Histogram("strata_broker_request_duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from a request's arrival to its response written, by API."),
-		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); err != nil {
+		metric.WithDescription("Time from a request's arrival to its response written, by API."), requestBuckets); err != nil {
+		return nil, err
+	}
+	for _, h := range []struct {
+		dst        *metric.Float64Histogram
+		name, desc string
+	}{
+		{&m.queueTime, "strata_broker_request_queue_time", "Time from a request's frame read to its handler's start (decoding, authentication gate), by API."},
+		{&m.localTime, "strata_broker_request_local_time", "Time in the handler's synchronous part on the connection's reader, by API."},
+		{&m.remoteTime, "strata_broker_request_remote_time", "Time in the deferred part after the handler returned (fsync wait, long poll, remote-tier read, group rebalance); 0 when none, by API."},
+		{&m.throttleTime, "strata_broker_request_throttle_time", "Quota throttle time given in the response (the connection is muted for it), by API."},
+		{&m.sendTime, "strata_broker_request_response_send_time", "Time writing the response to the socket, by API."},
+	} {
+		if *h.dst, err = mt.Float64Histogram(h.name, metric.WithUnit("s"), metric.WithDescription(h.desc), requestBuckets); err != nil {
+			return nil, err
+		}
+	}
+	if m.reqErrors, err = mt.Int64Counter("strata_broker_request_errors", metric.WithDescription(
+		"Error codes other than NONE in responses, by API and error name; top level and per partition, topic, group or resource, as Kafka's ErrorsPerSec.")); err != nil {
 		return nil, err
 	}
 	if m.bytesIn, err = mt.Int64Counter("strata_broker_topic_bytes_in", metric.WithUnit("By"), metric.WithDescription("Record batch bytes appended, by topic.")); err != nil {
@@ -67,18 +107,47 @@ func newBrokerMetrics() (*brokerMetrics, error) {
 		return nil, err
 	}
 	for k := int16(0); k < 100; k++ {
-		if name := kmsg.NameForKey(k); name != "" {
-			m.apiAttrs[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("api", name)))
+		if kmsg.NameForKey(k) != "" {
+			m.apiAttrs[k] = newAPIOpts(k)
 		}
+	}
+	if m.traces, err = newTracing(cfg); err != nil {
+		return nil, err
+	}
+	if m.traces != nil {
+		m.tracer = m.traces.tracer
 	}
 	return m, nil
 }
 
-func (m *brokerMetrics) api(key int16) metric.MeasurementOption {
+// shutdown flushes the spans still queued to the collector (bounded by
+// timeout) and stops both providers.
+func (m *brokerMetrics) shutdown(timeout time.Duration) error {
+	err := m.provider.Shutdown(context.Background())
+	if m.traces != nil {
+		err = errors.Join(err, m.traces.shutdown(timeout))
+	}
+	return err
+}
+
+// apiOpts is an API's attribute set as ready-made option slices: passing
+// a single option to Add or Record would allocate the variadic slice on
+// every call (it escapes through the instrument's interface).
+type apiOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+func newAPIOpts(key int16) apiOpts {
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("api", apiName(key))))
+	return apiOpts{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+}
+
+func (m *brokerMetrics) api(key int16) apiOpts {
 	if o, ok := m.apiAttrs[key]; ok {
 		return o
 	}
-	return metric.WithAttributeSet(attribute.NewSet(attribute.String("api", strconv.Itoa(int(key)))))
+	return newAPIOpts(key)
 }
 
 func topicAttrs(topic string) metric.MeasurementOption {
@@ -256,13 +325,58 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.adminLn.Addr()
 }
 
-// observeRequest counts a request and its latency once its reply is out
-// (or dropped, for acks=0).
+// observeRequest counts a request, its latency and its error codes once
+// its reply is written, and makes its span when tracing is on. It runs on
+// the connection's writer goroutine; the timestamps on rep were set by the
+// reader (start, handled, local), the deferred part (done) and the writer
+// (sending).
 func (s *Server) observeRequest(rep *reply) {
 	if rep.start.IsZero() {
 		return // fallback replies made before dispatch
 	}
-	o := s.metrics.api(rep.api)
-	s.metrics.requests.Add(context.Background(), 1, o)
-	s.metrics.requestDur.Record(context.Background(), time.Since(rep.start).Seconds(), o)
+	now := time.Now()
+	m := s.metrics
+	ctx := context.Background()
+	o := m.api(rep.api)
+	m.requests.Add(ctx, 1, o.add...)
+	m.requestDur.Record(ctx, now.Sub(rep.start).Seconds(), o.rec...)
+	if !rep.handled.IsZero() {
+		m.queueTime.Record(ctx, rep.handled.Sub(rep.start).Seconds(), o.rec...)
+		m.localTime.Record(ctx, rep.local.Sub(rep.handled).Seconds(), o.rec...)
+		var remote time.Duration
+		if !rep.done.IsZero() {
+			// The deferred part starts inside the handler; what counts is
+			// how long the reply waited for it after the handler returned.
+			remote = max(rep.done.Sub(rep.local), 0)
+		}
+		m.remoteTime.Record(ctx, remote.Seconds(), o.rec...)
+		m.throttleTime.Record(ctx, replyThrottle(rep).Seconds(), o.rec...)
+		m.sendTime.Record(ctx, now.Sub(rep.sending).Seconds(), o.rec...)
+	}
+	var errs errorTally
+	if rep.resp != nil {
+		tallyErrors(rep.resp, &errs)
+		for i := range errs.n {
+			m.reqErrors.Add(ctx, errs.counts[i], m.errAttrs.get(rep.api, errs.codes[i])...)
+		}
+		for code, n := range errs.more {
+			m.reqErrors.Add(ctx, n, m.errAttrs.get(rep.api, code)...)
+		}
+	}
+	if m.tracer != nil {
+		s.traceRequest(rep, errs.first, now)
+	}
+}
+
+// replyThrottle is the throttle the client was told: the larger of the
+// reply's quota throttles and what the handler put into the response
+// itself (Fetch computes its consumer-quota throttle there).
+func replyThrottle(rep *reply) time.Duration {
+	t := max(rep.throttle, rep.quotaThrottle)
+	if tr, ok := rep.resp.(kmsg.ThrottleResponse); ok {
+		if ms, _ := tr.Throttle(); ms > 0 {
+			t = max(t, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	return t
 }

@@ -1,6 +1,7 @@
 // Package objstore is the leaf of Strata's object-store seam: the Store
 // interface, its sentinel errors, ObjectInfo, S3Options, the key rules every
-// backend enforces, and Instrument, a metrics wrapper for any Store.
+// backend enforces, and two wrappers for any Store: Instrument (metrics)
+// and InstrumentTracing (a span per call, its context handed to the backend).
 //
 // Why a separate leaf package: tiering.Open constructs the backends
 // (tiering/filestore, tiering/s3store), and the backends need the shared

@@ -38,6 +38,13 @@
 // servers reject or lack the newer flexible checksums; Strata verifies its
 // own data with batch CRCs on every remote read.
 //
+// # Tracing
+//
+// Every HTTP request carries the W3C trace context of its call's context
+// (traceparent, tracestate; objstore.InstrumentTracing puts a span there),
+// added after signing so a tracing proxy may rewrite it without breaking
+// the signature. Without a span nothing is added.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use; the SDK client pools connections

@@ -25,6 +25,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/strata-broker/strata/tiering/objstore"
 )
@@ -160,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		o.UsePathStyle = cfg.PathStyle
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.APIOptions = append(o.APIOptions, addTraceContext)
 	})
 	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = cfg.PartSize
@@ -193,6 +197,22 @@ func newRetryer(cfg Config) aws.Retryer {
 			})
 		}
 	})
+}
+
+// addTraceContext puts the W3C trace context of the request's context
+// (traceparent, tracestate; objstore.InstrumentTracing's span) on every
+// HTTP request, so a tracing proxy or object store joins the broker's
+// trace. It runs after signing, on each attempt: a signed traceparent
+// would make S3 reject the request once a proxy rewrites it with its own
+// span id. Without a span in the context nothing is added.
+func addTraceContext(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("StrataTraceContext",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+			}
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
 }
 
 // Client returns the underlying S3 client (for tests and diagnostics).
