@@ -23,6 +23,10 @@ type Config struct {
 	AdminListen    string // admin-listen: HTTP /metrics, /healthz, /readyz; "" = off
 	AdminPprof     bool   // admin-pprof: also serve /debug/pprof on the admin listener
 
+	TracingOTLPEndpoint  string // tracing-otlp-endpoint: host:port of an OTLP/HTTP collector; "" = tracing off
+	TracingOTLPInsecure  bool   // tracing-otlp-insecure: plain HTTP to the collector (else HTTPS)
+	TracingSamplePercent int32  // tracing-sample-percent: share of traces kept, 0..100
+
 	NumPartitions            int32 // num.partitions
 	DefaultReplicationFactor int16 // default.replication.factor
 	AutoCreateTopicsEnable   bool  // auto.create.topics.enable
@@ -121,6 +125,8 @@ func DefaultConfig() Config {
 		DataDir:                         "./data",
 		Listen:                          "127.0.0.1:9092",
 		AdminListen:                     "127.0.0.1:9644",
+		TracingOTLPInsecure:             true,
+		TracingSamplePercent:            100,
 		NumPartitions:                   1,
 		DefaultReplicationFactor:        1,
 		AutoCreateTopicsEnable:          true,
@@ -194,20 +200,18 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data-dir", "must not be empty")
 	}
-	if err := validHostPort(c.Listen); err != nil {
-		bad("listen", "%v", err)
-	}
-	if c.AdvertisedAddr != "" {
-		if err := validHostPort(c.AdvertisedAddr); err != nil {
-			bad("advertised-addr", "%v", err)
-		} else if h, _, _ := net.SplitHostPort(c.AdvertisedAddr); h == "" || h == "0.0.0.0" || h == "::" {
-			bad("advertised-addr", "must name a host clients can reach, got %q", c.AdvertisedAddr)
-		}
-	}
 	if c.AdminListen != "" {
 		if err := validHostPort(c.AdminListen); err != nil {
 			bad("admin-listen", "%v", err)
 		}
+	}
+	if c.TracingOTLPEndpoint != "" {
+		if err := validHostPort(c.TracingOTLPEndpoint); err != nil {
+			bad("tracing-otlp-endpoint", "%v", err)
+		}
+	}
+	if c.TracingSamplePercent < 0 || c.TracingSamplePercent > 100 {
+		bad("tracing-sample-percent", "must be between 0 and 100, got %d", c.TracingSamplePercent)
 	}
 	if c.ControllerAddr != "" {
 		if err := validHostPort(c.ControllerAddr); err != nil {
@@ -292,6 +296,8 @@ func (c *Config) Validate() error {
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests", "must be >= 1, got %d", c.QueuedMaxRequests)
 	}
+	c.validateListeners(bad)
+	c.validateSecurity(bad)
 	return errors.Join(errs...)
 }
 

@@ -3,11 +3,14 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -30,19 +33,45 @@ type clientConn struct {
 	cancel context.CancelFunc
 	queue  chan *reply
 	wg     sync.WaitGroup // deferred reply goroutines
+
+	// principal is who the connection acts as: "User:ANONYMOUS" until TLS
+	// or SASL says otherwise. Written only by the reader goroutine before
+	// it dispatches requests, so handlers read it without locking.
+	principal string
+	host      string    // remote IP, for ACL host matching and quotas
+	listener  *listener // the listener it came in on: protocol, advertised address
+
+	sasl      saslState    // reader goroutine only
+	closing   bool         // a handler ended the connection: read no more (reader only)
+	muteUntil atomic.Int64 // unix nanos: quota throttling, no reads before then (KIP-219)
 }
 
 // reply is a response in the connection's order. ready is nil for replies
 // known at once; otherwise the writer waits for it to be closed.
 type reply struct {
-	corr  int32
-	api   int16
-	start time.Time // frame read: request latency runs from here to written
-	resp  kmsg.Response
-	fetch *fetchReply // spliced records, written with sendfile
-	none  bool        // acks=0: nothing goes on the wire
-	close bool        // close the connection after this reply (acks=0 errors)
-	ready chan struct{}
+	corr   int32
+	api    int16
+	start  time.Time // frame read: request latency runs from here to written
+	resp   kmsg.Response
+	fetch  *fetchReply // spliced records, written with sendfile
+	none   bool        // acks=0: nothing goes on the wire
+	close  bool        // close the connection after this reply (acks=0 errors, failed SASL)
+	raw    []byte      // a bare SASL token (SaslHandshake v0), sent size-prefixed
+	rawSet bool
+	// Quota throttles for the response's throttle_time_ms: throttle is set
+	// by the handler (or its deferred part), quotaThrottle by the reader.
+	throttle      time.Duration
+	quotaThrottle time.Duration
+	ready         chan struct{}
+	// For observeRequest's latency breakdown (Kafka's RequestMetrics) and
+	// request span: handled..local is the handler's synchronous part,
+	// local..done the deferred part (done is zero without one), sending..
+	// written the response send. A fetch reply carries resp too, only for
+	// its error codes: the chunks are what is written.
+	handled, local, done, sending time.Time
+	version                       int16
+	clientID                      *string
+	principal                     string
 }
 
 type fetchReply struct {
@@ -71,12 +100,22 @@ func (l *localRecords) ranges() []storage.FileRange { return l.rr.Ranges }
 func (l *localRecords) size() int64                 { return l.rr.Len }
 func (l *localRecords) release()                    { l.rr.Release() }
 
-func newClientConn(s *Server, nc net.Conn) *clientConn {
+func newClientConn(s *Server, nc net.Conn, l *listener) *clientConn {
+	if l.tls != nil {
+		nc = tls.Server(nc, l.tls) // handshake on the connection's goroutine (tlsHandshake)
+	}
 	c := &clientConn{
 		s:     s,
 		nc:    nc,
 		log:   s.log.With("component", "conn", "remote", nc.RemoteAddr().String()),
 		queue: make(chan *reply, s.cfg.QueuedMaxRequests),
+
+		principal: anonymousPrincipal,
+		host:      remoteHost(nc),
+		listener:  l,
+	}
+	if l.sasl() {
+		c.sasl.phase = saslHandshake // nothing but ApiVersions and SASL until authenticated
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
@@ -89,6 +128,17 @@ func (c *clientConn) shutdown() {
 }
 
 func (c *clientConn) serve() {
+	if !c.s.admit(c.host) {
+		c.cancel()
+		c.nc.Close()
+		return
+	}
+	defer c.s.connLimits.release(c.host)
+	if !c.tlsHandshake() {
+		c.cancel()
+		c.nc.Close()
+		return
+	}
 	c.log.Debug("connection opened")
 	c.s.metrics.connections.Add(context.Background(), 1)
 	defer c.s.metrics.connections.Add(context.Background(), -1)
@@ -110,9 +160,10 @@ func (c *clientConn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	idle := time.Duration(c.s.cfg.ConnectionsMaxIdleMs) * time.Millisecond
 	for {
-		if c.s.ctx.Err() != nil {
+		if c.s.ctx.Err() != nil || c.closing {
 			return
 		}
+		c.waitUnmuted()
 		if idle > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(idle))
 		}
@@ -136,6 +187,12 @@ func (c *clientConn) readLoop() {
 			}
 			return
 		}
+		if c.sasl.phase == saslRaw {
+			if !c.saslRawToken(frame) {
+				return
+			}
+			continue
+		}
 		hdr, req, err := proto.ParseRequest(frame)
 		if err != nil {
 			if hdr.APIKey == apiKeyApiVersions && errors.Is(err, proto.ErrUnsupportedVersion) {
@@ -157,12 +214,21 @@ func (c *clientConn) readLoop() {
 			c.log.Warn("closing connection: unsupported api", "api_key", hdr.APIKey, "api_version", hdr.APIVersion)
 			return
 		}
+		if !c.saslGate(hdr.APIKey) {
+			return
+		}
 		r := &request{hdr: hdr, msg: req, cc: c}
+		handled := time.Now()
 		rep := h(c.s, c.ctx, r)
+		local := time.Now()
+		throttle := c.s.recordQuotas(r, len(frame), local.Sub(start))
 		if rep == nil {
 			continue
 		}
 		rep.corr, rep.api, rep.start = hdr.CorrelationID, hdr.APIKey, start
+		rep.quotaThrottle = throttle
+		rep.handled, rep.local = handled, local
+		rep.version, rep.clientID, rep.principal = hdr.APIVersion, hdr.ClientID, c.principal
 		select {
 		case c.queue <- rep:
 		case <-c.s.ctx.Done():
@@ -178,6 +244,7 @@ func (c *clientConn) writeLoop() {
 		if rep.ready != nil {
 			<-rep.ready
 		}
+		rep.sending = time.Now()
 		if failed || rep.none {
 			if rep.fetch != nil {
 				rep.fetch.release()
@@ -191,10 +258,15 @@ func (c *clientConn) writeLoop() {
 			continue
 		}
 		var err error
-		if rep.fetch != nil {
+		if rep.rawSet {
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(rep.raw)))
+			buf = append(buf, rep.raw...)
+			_, err = c.nc.Write(buf)
+		} else if rep.fetch != nil {
 			err = c.writeFetch(rep.fetch)
 			rep.fetch.release()
 		} else {
+			c.setThrottle(rep)
 			buf = proto.AppendResponse(buf[:0], rep.corr, rep.resp)
 			_, err = c.nc.Write(buf)
 			if cap(buf) > 1<<20 {
@@ -205,8 +277,13 @@ func (c *clientConn) writeLoop() {
 			failed = true
 			c.log.Debug("write failed", "err", err)
 			c.nc.Close() // unblocks the reader
+		} else if rep.close {
+			failed = true
+			c.nc.Close()
 		}
-		c.s.observeRequest(rep)
+		if !rep.rawSet {
+			c.s.observeRequest(rep)
+		}
 	}
 }
 
@@ -238,6 +315,8 @@ func (c *clientConn) later(fn func() *reply) *reply {
 		defer close(rep.ready)
 		out := fn()
 		rep.resp, rep.fetch, rep.none, rep.close = out.resp, out.fetch, out.none, out.close
+		rep.throttle = max(rep.throttle, out.throttle)
+		rep.done = time.Now()
 	}()
 	return rep
 }

@@ -58,9 +58,22 @@ func (r *request) groupCtx(ctx context.Context) context.Context {
 	if r.hdr.ClientID != nil {
 		id = *r.hdr.ClientID
 	}
-	host := r.cc.nc.RemoteAddr().String()
+	return groups.WithClient(ctx, id, "/"+r.cc.host)
+}
+
+// anonymousPrincipal is Kafka's principal for unauthenticated connections.
+const anonymousPrincipal = "User:ANONYMOUS"
+
+// principal is who the request acts as ("User:<name>").
+func (r *request) principal() string { return r.cc.principal }
+
+// clientHost is the client's IP address without the port.
+func (r *request) clientHost() string { return r.cc.host }
+
+func remoteHost(nc net.Conn) string {
+	host := nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return groups.WithClient(ctx, id, "/"+host)
+	return host
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,14 +10,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-broker/strata/broker/internal/acl"
 	"github.com/strata-broker/strata/broker/internal/groups"
+	"github.com/strata-broker/strata/broker/internal/quota"
+	"github.com/strata-broker/strata/broker/internal/sasl"
 	"github.com/strata-broker/strata/metadata"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
@@ -25,20 +28,29 @@ import (
 // Server is one Strata broker process: the Kafka listener, the partitions
 // it leads, the group coordinator and its view of the metadata quorum.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	advHost string
-	advPort int32
+	cfg Config
+	log *slog.Logger
 
-	lockFile       *os.File
-	meta           *metadata.Store
-	ln             net.Listener
-	parts          *partitions
-	groups         *groups.Coordinator
-	sessions       *fetchSessions
-	pids           *producerIDs
-	offsets        *offsetsTopic
-	tier           *tiering.Manager // remote tier; never nil once New returns
+	lockFile   *os.File
+	meta       *metadata.Store
+	listeners  []*listener  // as configured; [0] is registered in metadata and is Addr()
+	tls        *tlsMaterial // keystore/truststore; nil when nothing uses TLS
+	parts      *partitions
+	groups     *groups.Coordinator
+	sessions   *fetchSessions
+	pids       *producerIDs
+	offsets    *offsetsTopic
+	tier       *tiering.Manager // remote tier; never nil once New returns
+	authz      *acl.Authorizer  // nil: no authorizer configured, everything allowed
+	quotas     *quota.Manager   // client quotas; never nil once New returns
+	saslCfg    *sasl.Config     // mechanisms and credential lookups for SASL listeners
+	secMetrics *securityMetrics
+	connLimits *connLimits
+	clock      func() time.Time // nil = time.Now; tests move time
+
+	secMu          sync.Mutex // guards secVersion, secLoaded (refreshSecurity)
+	secVersion     uint64
+	secLoaded      bool
 	objectStoreURL string
 
 	ctx    context.Context // server lifetime; cancelled at shutdown
@@ -68,12 +80,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.AdvertisedAddr == "" {
-		cfg.AdvertisedAddr = cfg.Listen
-	}
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: make(map[*clientConn]struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	m, err := newBrokerMetrics()
+	m, err := newBrokerMetrics(cfg)
 	if err != nil {
 		s.cancel()
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -91,10 +100,21 @@ func New(cfg Config) (*Server, error) {
 		}
 	}()
 
+	if err := s.openTLS(); err != nil {
+		return nil, err
+	}
+
+	var raftTLS *tls.Config
+	if cfg.ControllerTLS && cfg.ControllerAddr != "" {
+		if raftTLS, err = s.controllerTLS(); err != nil {
+			return nil, err
+		}
+	}
 	meta, err := metadata.Open(metadata.Config{
 		NodeID:   cfg.NodeID,
 		Dir:      filepath.Join(cfg.DataDir, "meta"),
 		RaftAddr: cfg.ControllerAddr,
+		TLS:      raftTLS,
 		Logger:   s.log.With("component", "metadata"),
 	})
 	if err != nil {
@@ -107,26 +127,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("wait for metadata quorum: %w", err)
 	}
 
-	host, portStr, _ := net.SplitHostPort(cfg.AdvertisedAddr)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, &ConfigError{Key: "listen", Msg: err.Error()}
+	if err := s.openListeners(); err != nil {
+		return nil, err
 	}
-	s.ln = ln
-	if portStr == "0" || cfg.AdvertisedAddr == cfg.Listen {
-		// Advertise the port we actually got (tests listen on :0).
-		_, portStr, _ = net.SplitHostPort(ln.Addr().String())
-	}
-	port, _ := strconv.Atoi(portStr)
-	s.advHost, s.advPort = host, int32(port)
-	if s.advHost == "" || s.advHost == "0.0.0.0" || s.advHost == "::" {
-		s.advHost = "127.0.0.1"
-	}
-	if err := meta.RegisterBroker(readyCtx, metadata.Broker{ID: cfg.NodeID, Host: s.advHost, Port: s.advPort, Rack: cfg.BrokerRack}); err != nil {
+	// One endpoint per broker in metadata until clustering registers every
+	// listener; clients of the other listeners learn this broker's address
+	// from the listener they use (selfAddr).
+	first := s.listeners[0]
+	if err := meta.RegisterBroker(readyCtx, metadata.Broker{ID: cfg.NodeID, Host: first.advHost, Port: first.advPort, Rack: cfg.BrokerRack}); err != nil {
 		return nil, fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
 	}
 
 	if err := s.openTier(readyCtx); err != nil {
+		return nil, err
+	}
+	if err := s.openSecurity(readyCtx); err != nil {
 		return nil, err
 	}
 	s.sessions = newFetchSessions(int(cfg.FetchMaxSessions))
@@ -156,8 +171,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ready.Store(true)
 	ok = true
-	s.log.Info("broker started", "node_id", cfg.NodeID, "listen", ln.Addr().String(),
-		"advertised", net.JoinHostPort(s.advHost, strconv.Itoa(int(s.advPort))),
+	s.log.Info("broker started", "node_id", cfg.NodeID, "listen", first.ln.Addr().String(),
+		"advertised", first.advertised(),
 		"cluster_id", meta.ClusterID(), "data_dir", cfg.DataDir)
 	return s, nil
 }
@@ -203,7 +218,9 @@ func (s *Server) openTier(ctx context.Context) error {
 	if err != nil {
 		return &ConfigError{Key: "object-store", Msg: err.Error()}
 	}
-	store = objstore.Instrument(store, s.metrics.meter)
+	// Tracing outermost, so the span covers the whole call and its context
+	// reaches the backend (s3store sends it on as traceparent).
+	store = objstore.InstrumentTracing(objstore.Instrument(store, s.metrics.meter), s.metrics.tracer)
 	cacheDir := cfg.RemoteCacheDir
 	if cacheDir == "" {
 		cacheDir = filepath.Join(cfg.DataDir, "remote-cache")
@@ -232,8 +249,8 @@ func (s *Server) openTier(ctx context.Context) error {
 	return nil
 }
 
-// Addr is the bound Kafka listener address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Addr is the bound address of the first Kafka listener.
+func (s *Server) Addr() net.Addr { return s.listeners[0].ln.Addr() }
 
 // ClusterID is the id of the cluster this broker belongs to.
 func (s *Server) ClusterID() string { return s.meta.ClusterID() }
@@ -242,12 +259,14 @@ func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 // it stops accepting, lets in-flight requests finish (bounded by
 // ShutdownTimeout), syncs and closes every log.
 func (s *Server) Run(ctx context.Context) error {
-	s.wg.Add(4)
+	s.wg.Add(3 + len(s.listeners))
 	go func() {
 		defer s.wg.Done()
 		s.tier.Run(s.ctx)
 	}()
-	go s.acceptLoop()
+	for _, l := range s.listeners {
+		go s.acceptLoop(l)
+	}
 	go s.reconcileLoop()
 	go s.retentionLoop()
 	select {
@@ -263,8 +282,8 @@ func (s *Server) Close() error {
 		s.log.Info("broker shutting down")
 		s.cancel()
 		s.ready.Store(false)
-		if s.ln != nil {
-			s.ln.Close()
+		for _, l := range s.listeners {
+			l.ln.Close()
 		}
 		if s.adminSrv != nil {
 			s.adminSrv.Close()
@@ -297,8 +316,9 @@ func (s *Server) closeResources() error {
 	if s.groups != nil {
 		s.groups.Close()
 	}
-	if s.ln != nil {
-		s.ln.Close()
+	s.closeSecurity()
+	for _, l := range s.listeners {
+		l.ln.Close()
 	}
 	if s.parts != nil {
 		errs = append(errs, s.parts.closeAll())
@@ -307,52 +327,12 @@ func (s *Server) closeResources() error {
 		errs = append(errs, s.meta.Close())
 	}
 	if s.metrics != nil {
-		errs = append(errs, s.metrics.provider.Shutdown(context.Background()))
+		errs = append(errs, s.metrics.shutdown(s.cfg.ShutdownTimeout))
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
 	}
 	return errors.Join(errs...)
-}
-
-func (s *Server) acceptLoop() {
-	defer s.wg.Done()
-	var backoff time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off, keep serving.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
-				return
-			}
-			continue
-		}
-		backoff = 0
-		c := newClientConn(s, nc)
-		s.connsMu.Lock()
-		if s.ctx.Err() != nil {
-			s.connsMu.Unlock()
-			nc.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.connsMu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.connsMu.Lock()
-			delete(s.conns, c)
-			s.connsMu.Unlock()
-		}()
-	}
 }
 
 // reconcileLoop opens and deletes partition logs as committed metadata
@@ -370,6 +350,7 @@ func (s *Server) reconcileLoop() {
 		if err := s.parts.reconcile(); err != nil && s.ctx.Err() == nil {
 			s.log.Error("reconcile partitions with metadata", "err", err)
 		}
+		s.refreshSecurity()
 	}
 }
 
