@@ -2,8 +2,10 @@ package broker
 
 // AlterConfigs v0-v2 (replace a topic's whole config set).
 //
-// Differences from Apache Kafka: broker configs are static (file, env,
-// flags); altering a BROKER resource answers INVALID_CONFIG.
+// ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for a broker
+// resource, on the cluster (CLUSTER_AUTHORIZATION_FAILED) comes first, as
+// in Kafka. Differences from Apache Kafka: broker configs are static
+// (file, env, flags); altering a BROKER resource answers INVALID_CONFIG.
 
 import (
 	"context"
@@ -20,6 +22,16 @@ func handleAlterConfigs(s *Server, ctx context.Context, r *request) *reply {
 	for _, rr := range req.Resources {
 		res := kmsg.NewAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		// Legacy AlterConfigs never served broker loggers: Kafka answers
+		// INVALID_REQUEST for them without authorizing.
+		if rr.ResourceType != kmsg.ConfigResourceTypeBrokerLogger {
+			if code := s.configResourceAuthz(r, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+				res.ErrorCode = code
+				res.ErrorMessage = kmsg.StringPtr(authzMessage(code))
+				resp.Resources = append(resp.Resources, res)
+				continue
+			}
+		}
 		set := map[string]string{}
 		for _, c := range rr.Configs {
 			if c.Value != nil {

@@ -3,7 +3,9 @@ package broker
 // CreatePartitions v0-v3.
 //
 // The count can only grow; a manual assignment must name known brokers.
-// Existing partitions and their data are untouched.
+// Existing partitions and their data are untouched. ALTER on the topic is
+// required (TOPIC_AUTHORIZATION_FAILED, whether the topic exists or not),
+// as in Kafka.
 
 import (
 	"context"
@@ -24,12 +26,16 @@ func handleCreatePartitions(s *Server, ctx context.Context, r *request) *reply {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	canAlter := s.batchAuthz(r, kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		err := func() error {
 			if seen[rt.Topic] > 1 {
 				return fmt.Errorf("topic %q named more than once: %w", rt.Topic, kerr.InvalidRequest)
+			}
+			if !canAlter.allow(rt.Topic) {
+				return errTopicAuthz
 			}
 			t, ok := s.meta.Topic(rt.Topic)
 			if !ok {

@@ -8,6 +8,12 @@ package broker
 // nothing. Topics are committed through the metadata quorum and their logs
 // are open before the answer. v5+ answers with the resulting configs and
 // v7 with the topic id.
+//
+// Authorization as Kafka: CREATE on the cluster, or on each topic
+// (TOPIC_AUTHORIZATION_FAILED, checked after the duplicate check and
+// before anything else); the resulting configs, partition count and
+// replication factor only with DESCRIBE_CONFIGS on the topic (else
+// TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -26,6 +32,9 @@ func handleCreateTopics(s *Server, ctx context.Context, r *request) *reply {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	clusterCreate := s.allowClusterQuiet(r, kmsg.ACLOperationCreate)
+	canCreate := s.batchAuthz(r, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic)
+	canDescribeConfigs := s.batchAuthz(r, kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic).quietly()
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -41,6 +50,13 @@ func handleCreateTopics(s *Server, ctx context.Context, r *request) *reply {
 		switch {
 		case seen[rt.Topic] > 1:
 			err = fmt.Errorf("topic %q named more than once: %w", rt.Topic, kerr.InvalidRequest)
+		case !clusterCreate && !canCreate.allow(rt.Topic):
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			if req.Version >= 1 {
+				st.ErrorMessage = kmsg.StringPtr(authzMessage(st.ErrorCode))
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
 		case len(rt.ReplicaAssignment) > 0 && (rt.NumPartitions != -1 || rt.ReplicationFactor != -1):
 			err = fmt.Errorf("both replica assignment and partitions/replication factor given: %w", kerr.InvalidRequest)
 		case len(rt.ReplicaAssignment) > 0:
@@ -61,7 +77,10 @@ func handleCreateTopics(s *Server, ctx context.Context, r *request) *reply {
 				st.TopicID = mt.ID
 				st.NumPartitions = int32(len(mt.Partitions))
 				st.ReplicationFactor = int16(len(mt.Partitions[0].Replicas))
-				if req.Version >= 5 {
+				if req.Version >= 5 && !canDescribeConfigs.allow(rt.Topic) {
+					st.NumPartitions, st.ReplicationFactor = -1, -1
+					st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+				} else if req.Version >= 5 {
 					for _, dc := range s.describeTopicConfigs(mt.Configs, nil, false) {
 						c := kmsg.NewCreateTopicsResponseTopicConfig()
 						c.Name, c.Value, c.ReadOnly, c.Source, c.IsSensitive = dc.Name, dc.Value, dc.ReadOnly, int8(dc.Source), dc.IsSensitive

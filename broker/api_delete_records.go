@@ -4,6 +4,8 @@ package broker
 //
 // Raises the log start offset (checkpointed, so it survives restarts) and
 // deletes whole segments below it. Offset -1 means the high watermark.
+// DELETE on the topic is required (TOPIC_AUTHORIZATION_FAILED per
+// partition, whether the topic exists or not), as in Kafka.
 
 import (
 	"context"
@@ -17,13 +19,20 @@ func init() { register(21, 0, 2, handleDeleteRecords) }
 func handleDeleteRecords(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	canDelete := s.batchAuthz(r, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic)
 	for _, rt := range req.Topics {
+		allowed := canDelete.allow(rt.Topic)
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
+			if !allowed {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			ts, p, err := s.parts.get(rt.Topic, rp.Partition)
 			switch {
 			case err != nil:

@@ -4,6 +4,12 @@ package broker
 //
 // The deletion is committed through the metadata quorum; the topic's logs
 // are deleted before the answer. Internal topics cannot be deleted.
+//
+// Authorization as Kafka: DELETE on the cluster covers every topic;
+// otherwise a topic named without DESCRIBE is TOPIC_AUTHORIZATION_FAILED
+// before its existence is looked at, one that exists without DELETE is
+// TOPIC_AUTHORIZATION_FAILED too. Topic ids are resolved first (unknown:
+// UNKNOWN_TOPIC_ID) and a refused id's name is echoed only with DESCRIBE.
 
 import (
 	"context"
@@ -35,6 +41,9 @@ func handleDeleteTopics(s *Server, ctx context.Context, r *request) *reply {
 			targets = append(targets, target{name: kmsg.StringPtr(n)})
 		}
 	}
+	clusterDelete := s.allowClusterQuiet(r, kmsg.ACLOperationDelete)
+	canDescribe := s.batchAuthz(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic)
+	canDelete := s.batchAuthz(r, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic)
 	for _, tg := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic = tg.name
@@ -54,8 +63,17 @@ func handleDeleteTopics(s *Server, ctx context.Context, r *request) *reply {
 			err = errTopicDeletionOff
 		case !ok && tg.name == nil:
 			err = kerr.UnknownTopicID
+		case tg.name == nil && !clusterDelete && !canDelete.allow(t.Name):
+			if canDescribe.allow(t.Name) {
+				st.Topic = kmsg.StringPtr(t.Name)
+			}
+			err = errTopicAuthz
+		case tg.name != nil && !clusterDelete && !canDescribe.allow(*tg.name):
+			err = errTopicAuthz
 		case !ok:
 			err = kerr.UnknownTopicOrPartition
+		case !clusterDelete && !canDelete.allow(t.Name):
+			err = errTopicAuthz
 		case t.Internal:
 			err = fmt.Errorf("internal topic %s cannot be deleted: %w", t.Name, kerr.InvalidTopicException)
 		default:

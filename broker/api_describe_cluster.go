@@ -4,6 +4,8 @@ package broker
 //
 // Lists the live brokers; v1 asking for controller endpoints gets
 // UNSUPPORTED_ENDPOINT_TYPE until controllers are separate processes.
+// Needs no permission; the cluster's authorized operations, when asked
+// for, need DESCRIBE on the cluster (else 0), as in Kafka.
 
 import (
 	"context"
@@ -24,11 +26,22 @@ func handleDescribeCluster(s *Server, ctx context.Context, r *request) *reply {
 		return respond(resp)
 	}
 	resp.EndpointType = 1
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = 0
+		if s.allowCluster(r, kmsg.ACLOperationDescribe) {
+			resp.ClusterAuthorizedOperations = s.authorizedOps(r, kmsg.ACLResourceTypeCluster, clusterResourceName)
+		}
+	}
 	resp.ClusterID = s.meta.ClusterID()
 	resp.ControllerID = s.cfg.NodeID
 	for _, b := range s.meta.Brokers() {
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
+		if b.ID == s.cfg.NodeID {
+			// Kafka answers with the endpoints of the listener the request
+			// came in on.
+			rb.Host, rb.Port = s.selfAddr(r)
+		}
 		if b.Rack != "" {
 			rb.Rack = kmsg.StringPtr(b.Rack)
 		}

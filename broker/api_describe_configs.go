@@ -7,6 +7,11 @@ package broker
 // STATIC_BROKER_CONFIG when the operator set it, DEFAULT_CONFIG otherwise),
 // synonyms on request (v1+), types (v3+). Brokers: the broker's settings,
 // all read-only. Documentation strings are not provided.
+//
+// Authorization as Kafka: DESCRIBE_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED, before the topic's existence is looked at)
+// or, for broker and broker-logger resources, on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"context"
@@ -25,6 +30,12 @@ func handleDescribeConfigs(s *Server, ctx context.Context, r *request) *reply {
 	for _, rr := range req.Resources {
 		res := kmsg.NewDescribeConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := s.configResourceAuthz(r, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			res.ErrorCode = code
+			res.ErrorMessage = kmsg.StringPtr(authzMessage(code))
+			resp.Resources = append(resp.Resources, res)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			t, ok := s.meta.Topic(rr.ResourceName)

@@ -5,12 +5,16 @@ package broker
 // Two log dirs: the data dir with each partition's local size (v4 adds the
 // file system's total and usable bytes), and the remote tier, named
 // "remote:<object-store URL>", with each partition's remote size.
+// DESCRIBE on the cluster is required, as in Kafka: without it the answer
+// is empty, with CLUSTER_AUTHORIZATION_FAILED from v3 (older versions have
+// no error field).
 
 import (
 	"context"
 	"path/filepath"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +24,10 @@ func init() { register(35, 0, 4, handleDescribeLogDirs) }
 func handleDescribeLogDirs(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !s.allowCluster(r, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	local := kmsg.NewDescribeLogDirsResponseDir()
 	abs, _ := filepath.Abs(filepath.Join(s.cfg.DataDir, "logs"))
 	local.Dir = abs

@@ -6,6 +6,9 @@ package broker
 // fixed parts of the response are encoded in memory (proto.EncodeFetchResponse).
 // Long polls wait on the partition logs' change channels, never in a sleep
 // loop. Sessions follow KIP-227 (fetch_sessions.go); topic ids from v13.
+// Authorization as Kafka: a consumer needs READ on each topic (refused
+// partitions get TOPIC_AUTHORIZATION_FAILED, known or not; an unknown topic
+// id gets UNKNOWN_TOPIC_ID first), a follower CLUSTER_ACTION on the cluster.
 // Differences from Apache Kafka: no follower fetching yet (single node),
 // so PreferredReadReplica is always -1; without transactions the last
 // stable offset equals the high watermark and read_committed returns an
@@ -116,8 +119,10 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 	}
 
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	// Decided once per request: a long poll re-reads the logs, not the ACLs.
+	authz := s.fetchAuthz(r, req)
 	build := func() ([]fetchResult, int64, bool) {
-		return s.collectFetch(req, sess, targets)
+		return s.collectFetch(req, sess, targets, authz)
 	}
 	results, total, hasErr := build()
 	if hasRemote(results) {
@@ -125,11 +130,11 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 		// goroutine, and all partitions of the request in parallel.
 		return r.cc.later(func() *reply {
 			s.fetchRemote(ctx, results, maxWait)
-			return s.finishFetch(corr, req, resp, sess, incremental, results)
+			return s.finishFetch(r, corr, req, resp, sess, incremental, results)
 		})
 	}
 	if total >= int64(req.MinBytes) || maxWait <= 0 || hasErr || len(targets) == 0 {
-		return s.finishFetch(corr, req, resp, sess, incremental, results)
+		return s.finishFetch(r, corr, req, resp, sess, incremental, results)
 	}
 	return r.cc.later(func() *reply {
 		s.fetchWaiters.Add(1)
@@ -150,7 +155,7 @@ func handleFetch(s *Server, ctx context.Context, r *request) *reply {
 			releaseResults(results)
 			return &reply{none: true}
 		}
-		return s.finishFetch(corr, req, resp, sess, incremental, results)
+		return s.finishFetch(r, corr, req, resp, sess, incremental, results)
 	})
 }
 
@@ -163,7 +168,9 @@ func topicKeyName(useIDs bool, name string) string {
 
 func fetchErrorReply(corr int32, resp *kmsg.FetchResponse) *reply {
 	chunks, _ := proto.EncodeFetchResponse(corr, resp, func(int, int) (any, int64) { return nil, 0 })
-	return &reply{fetch: &fetchReply{chunks: chunks}}
+	// resp is not written (the chunks are); observeRequest reads its
+	// error codes.
+	return &reply{resp: resp, fetch: &fetchReply{chunks: chunks}}
 }
 
 // waitAnyChange blocks until one of the partitions' high watermarks moves
@@ -208,10 +215,55 @@ func releaseResults(results []fetchResult) {
 	}
 }
 
+// fetchAuthorizer is a fetch's authorization, decided as Kafka does: a
+// follower (replica id >= 0) needs CLUSTER_ACTION on the cluster, and
+// without it every partition is refused; a consumer needs READ on each
+// topic. nil means no authorizer: everything is allowed.
+type fetchAuthorizer struct {
+	denyAll bool
+	read    *authzBatch
+}
+
+func (s *Server) fetchAuthz(r *request, req *kmsg.FetchRequest) *fetchAuthorizer {
+	if s.authz == nil {
+		return nil
+	}
+	replica := req.ReplicaID
+	if req.Version >= 15 {
+		replica = req.ReplicaState.ID
+	}
+	if replica >= 0 {
+		if s.allowCluster(r, kmsg.ACLOperationClusterAction) {
+			return nil
+		}
+		return &fetchAuthorizer{denyAll: true}
+	}
+	return &fetchAuthorizer{read: s.batchAuthz(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic)}
+}
+
+// denies reports whether the target must be answered
+// TOPIC_AUTHORIZATION_FAILED. known is whether the topic (or topic id)
+// resolved: an unknown topic id is not a secret (ids cannot be guessed),
+// so Kafka answers UNKNOWN_TOPIC_ID for it before authorizing, while an
+// unknown name is authorized like any other so its absence stays hidden.
+func (a *fetchAuthorizer) denies(version int16, name string, known bool) bool {
+	switch {
+	case a == nil:
+		return false
+	case a.denyAll:
+		return true
+	case !known && version >= 13:
+		return false
+	}
+	return !a.read.allow(name)
+}
+
 // collectFetch reads every target once. It takes each log's change
 // channel before reading, so an append that lands after the read still
-// wakes the long poll.
-func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, targets []*sessPart) ([]fetchResult, int64, bool) {
+// wakes the long poll. A refused partition does not end a long poll by
+// itself (Kafka waits on the partitions it may serve); when every
+// partition is refused the fetch is answered at once.
+func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, targets []*sessPart, authz *fetchAuthorizer) ([]fetchResult, int64, bool) {
 	results := make([]fetchResult, 0, len(targets))
 	remaining := int64(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -221,6 +273,7 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 	hasErr := false
 	minOne := true
 	readCommitted := req.IsolationLevel == 1
+	refused := 0
 	if sess != nil {
 		sess.mu.Lock()
 		defer sess.mu.Unlock()
@@ -245,6 +298,13 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 		} else if tt, ok := s.parts.topic(t.key.topic); ok {
 			ts = tt
 			res.topicID = tt.id
+		}
+		if authz.denies(req.Version, res.topic, ts != nil) {
+			fp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			res.part = fp
+			results = append(results, res)
+			refused++
+			continue
 		}
 		switch {
 		case ts == nil && req.Version >= 13:
@@ -301,13 +361,16 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 		res.part = fp
 		results = append(results, res)
 	}
+	if refused > 0 && refused == len(targets) {
+		hasErr = true // nothing to wait for
+	}
 	return results, total, hasErr
 }
 
 // finishFetch turns collected results into the response: in an
 // incremental session only partitions with news are included, and the
 // session remembers what it told the client.
-func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sess *fetchSession, incremental bool, results []fetchResult) *reply {
+func (s *Server) finishFetch(r *request, corr int32, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, sess *fetchSession, incremental bool, results []fetchResult) *reply {
 	useIDs := req.Version >= 13
 	if sess != nil {
 		sess.mu.Lock()
@@ -366,6 +429,11 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 	if sess != nil {
 		sess.mu.Unlock()
 	}
+	var out int64
+	for _, src := range held {
+		out += src.size()
+	}
+	resp.ThrottleMillis = max(resp.ThrottleMillis, s.fetchThrottle(r, out))
 	chunks, _ := proto.EncodeFetchResponse(corr, resp, func(t, p int) (any, int64) {
 		src := srcs[t][p]
 		if src == nil || src.size() == 0 {
@@ -373,5 +441,5 @@ func (s *Server) finishFetch(corr int32, req *kmsg.FetchRequest, resp *kmsg.Fetc
 		}
 		return src, src.size()
 	})
-	return &reply{fetch: &fetchReply{chunks: chunks, sources: held}}
+	return &reply{resp: resp, fetch: &fetchReply{chunks: chunks, sources: held}}
 }

@@ -3,8 +3,11 @@ package broker
 // FindCoordinator v0-v4 (v4 batches keys, KIP-699).
 //
 // Every group's coordinator is this broker; __consumer_offsets is created
-// on the first lookup, as Kafka does. Differences from Apache Kafka:
-// transaction coordinators are not available until transactions land.
+// on the first lookup, as Kafka does. Each key needs DESCRIBE on its group
+// (GROUP_AUTHORIZATION_FAILED) or transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked first, as in Kafka.
+// Differences from Apache Kafka: transaction coordinators are not
+// available until transactions land.
 
 import (
 	"context"
@@ -27,6 +30,10 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 		c.Key = key
 		c.NodeID, c.Host, c.Port = -1, "", -1
 		switch {
+		case req.CoordinatorType == 0 && !s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key):
+			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		case req.CoordinatorType == 1 && !s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		default:
@@ -34,7 +41,8 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 				s.log.Warn("cannot create "+offsetsTopicName, "err", err)
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			} else {
-				c.NodeID, c.Host, c.Port = s.cfg.NodeID, s.advHost, s.advPort
+				c.Host, c.Port = s.selfAddr(r) // the listener the client used
+				c.NodeID = s.cfg.NodeID
 			}
 		}
 		resp.Coordinators = append(resp.Coordinators, c)

@@ -3,7 +3,10 @@ package broker
 // IncrementalAlterConfigs v0-v1 (KIP-339): SET, DELETE, APPEND, SUBTRACT.
 //
 // APPEND and SUBTRACT apply to list configs only (cleanup.policy), as in
-// Kafka. Broker resources are refused (static configs).
+// Kafka. Broker resources are refused (static configs). ALTER_CONFIGS on
+// the topic (TOPIC_AUTHORIZATION_FAILED) or, for broker and broker-logger
+// resources, on the cluster (CLUSTER_AUTHORIZATION_FAILED) comes first, as
+// in Kafka.
 
 import (
 	"context"
@@ -28,6 +31,12 @@ func handleIncrementalAlterConfigs(s *Server, ctx context.Context, r *request) *
 	for _, rr := range req.Resources {
 		res := kmsg.NewIncrementalAlterConfigsResponseResource()
 		res.ResourceType, res.ResourceName = rr.ResourceType, rr.ResourceName
+		if code := s.configResourceAuthz(r, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); code != 0 {
+			res.ErrorCode = code
+			res.ErrorMessage = kmsg.StringPtr(authzMessage(code))
+			resp.Resources = append(resp.Resources, res)
+			continue
+		}
 		err := s.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(old map[string]string) (map[string]string, error) {
 			next := maps.Clone(old)
 			if next == nil {

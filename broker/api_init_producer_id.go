@@ -5,8 +5,15 @@ package broker
 // Producer ids come in blocks from the metadata quorum, so they are unique
 // across restarts (and, later, across brokers). A request carrying its
 // current id and epoch (KIP-360, v3+) gets a fresh id, as Kafka does for
-// producers without a transactional id. Differences from Apache Kafka: transactional ids are
-// refused until transactions land.
+// producers without a transactional id.
+//
+// Authorization as Kafka: with a transactional id, WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without one, IDEMPOTENT_WRITE
+// on the cluster or WRITE on at least one topic (KIP-679), else
+// CLUSTER_AUTHORIZATION_FAILED.
+//
+// Differences from Apache Kafka: transactional ids are refused until
+// transactions land.
 
 import (
 	"context"
@@ -49,6 +56,16 @@ func handleInitProducerID(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil && !s.allow(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return respond(resp)
+	}
+	if req.TransactionalID == nil && !s.allowClusterQuiet(r, kmsg.ACLOperationIdempotentWrite) &&
+		!s.allowAny(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic) {
+		s.denied(r, kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, clusterResourceName)
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	if req.TransactionalID != nil {
 		s.log.Info("refusing transactional producer: transactions are not supported yet", "transactional_id", *req.TransactionalID)
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code

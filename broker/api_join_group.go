@@ -1,10 +1,12 @@
 package broker
 
 // JoinGroup v0-v9: waits (off the reader goroutine) until the rebalance completes. The group state machine lives in internal/groups; differences from Apache Kafka are listed there.
+// READ on the group is required (GROUP_AUTHORIZATION_FAILED), as in Kafka.
 
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -13,5 +15,16 @@ func init() { register(11, 0, 9, handleJoinGroup) }
 func handleJoinGroup(s *Server, ctx context.Context, r *request) *reply {
 	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.JoinGroupRequest)
+	if !s.allow(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		// Kafka's refusal names no member, generation or protocol.
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		resp.Generation = -1
+		if req.Version < 7 {
+			resp.Protocol = kmsg.StringPtr("")
+		}
+		resp.Members = []kmsg.JoinGroupResponseMember{}
+		return respond(resp)
+	}
 	return r.cc.later(func() *reply { return &reply{resp: s.groups.JoinGroup(ctx, req)} })
 }

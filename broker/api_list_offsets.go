@@ -5,8 +5,10 @@ package broker
 // -1 latest (the high watermark; without transactions read_committed sees
 // the same), -2 earliest (across both tiers), -3 max timestamp (v7+), -4
 // earliest local (v8+), -5 latest tiered (v9+, -1 when nothing is tiered),
-// and lookups by timestamp through the time index. Differences from Apache Kafka: v0 (old-style offset lists) is
-// not served; Kafka 4 dropped it too.
+// and lookups by timestamp through the time index. DESCRIBE on the topic
+// is required (TOPIC_AUTHORIZATION_FAILED per partition otherwise), as in
+// Kafka. Differences from Apache Kafka: v0 (old-style offset lists) is not
+// served; Kafka 4 dropped it too.
 
 import (
 	"context"
@@ -19,15 +21,25 @@ func init() { register(2, 1, 9, handleListOffsets) }
 
 func handleListOffsets(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.ListOffsetsRequest)
-	if s.listOffsetsNeedsRemote(req) {
-		// Timestamp lookups into the remote tier wait on the object store.
-		return r.cc.later(func() *reply { return &reply{resp: s.listOffsets(ctx, req)} })
+	// DESCRIBE on each topic, decided here once: the lookup itself may
+	// run on another goroutine.
+	canDescribe := s.batchAuthz(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic)
+	allowed := make(map[string]bool, len(req.Topics))
+	for _, rt := range req.Topics {
+		allowed[rt.Topic] = canDescribe.allow(rt.Topic)
 	}
-	return respond(s.listOffsets(ctx, req))
+	if s.listOffsetsNeedsRemote(req, allowed) {
+		// Timestamp lookups into the remote tier wait on the object store.
+		return r.cc.later(func() *reply { return &reply{resp: s.listOffsets(ctx, req, allowed)} })
+	}
+	return respond(s.listOffsets(ctx, req, allowed))
 }
 
-func (s *Server) listOffsetsNeedsRemote(req *kmsg.ListOffsetsRequest) bool {
+func (s *Server) listOffsetsNeedsRemote(req *kmsg.ListOffsetsRequest, allowed map[string]bool) bool {
 	for _, rt := range req.Topics {
+		if !allowed[rt.Topic] {
+			continue
+		}
 		for _, rp := range rt.Partitions {
 			if rp.Timestamp >= 0 || rp.Timestamp == -3 {
 				if _, p, err := s.parts.get(rt.Topic, rp.Partition); err == nil && hasTiered(p) {
@@ -39,7 +51,9 @@ func (s *Server) listOffsetsNeedsRemote(req *kmsg.ListOffsetsRequest) bool {
 	return false
 }
 
-func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+// listOffsets answers every partition; those of topics not in allowed get
+// TOPIC_AUTHORIZATION_FAILED, whether the topic exists or not.
+func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest, allowed map[string]bool) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
@@ -48,7 +62,9 @@ func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) 
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			if code := s.listOffset(ctx, req.Version, rt.Topic, rp, &sp); code != 0 {
+			if !allowed[rt.Topic] {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if code := s.listOffset(ctx, req.Version, rt.Topic, rp, &sp); code != 0 {
 				sp.ErrorCode = code
 				sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			}

@@ -4,8 +4,13 @@ package broker
 //
 // Differences from Apache Kafka: a topic auto-created by this request is
 // returned ready (its logs are opened before the answer) instead of with
-// LEADER_NOT_AVAILABLE; clients handle both. Authorized operations are
-// not computed yet (no ACLs): they are reported as not requested.
+// LEADER_NOT_AVAILABLE; clients handle both.
+//
+// Authorization as Kafka: DESCRIBE on each topic (list-all leaves out the
+// others; named topics without it get TOPIC_AUTHORIZATION_FAILED whether
+// they exist or not), CREATE on the cluster or the topic to auto-create
+// one (else TOPIC_AUTHORIZATION_FAILED); authorized operations (v8+) when
+// asked for, the cluster's (v8-v10) only with DESCRIBE on the cluster.
 
 import (
 	"context"
@@ -30,6 +35,11 @@ func handleMetadata(s *Server, ctx context.Context, r *request) *reply {
 	for _, b := range s.meta.Brokers() {
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port = b.ID, b.Host, b.Port
+		if b.ID == s.cfg.NodeID {
+			// Kafka answers with the endpoints of the listener the request
+			// came in on.
+			mb.Host, mb.Port = s.selfAddr(r)
+		}
 		if b.Rack != "" {
 			mb.Rack = kmsg.StringPtr(b.Rack)
 		}
@@ -37,12 +47,53 @@ func handleMetadata(s *Server, ctx context.Context, r *request) *reply {
 	}
 	allowAuto := s.cfg.AutoCreateTopicsEnable && (req.Version < 4 || req.AllowAutoTopicCreation)
 
+	// Authorization, as Kafka: DESCRIBE on each topic (a list-all request
+	// silently leaves out the rest; a named topic without it is
+	// TOPIC_AUTHORIZATION_FAILED whether it exists or not), CREATE on the
+	// cluster or the topic to auto-create one.
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = 0
+		if s.allowCluster(r, kmsg.ACLOperationDescribe) {
+			resp.AuthorizedOperations = s.authorizedOps(r, kmsg.ACLResourceTypeCluster, clusterResourceName)
+		}
+	}
+	topicOps := req.Version >= 8 && req.IncludeTopicAuthorizedOperations
+	// described adds a topic the principal may describe (found or not),
+	// with its authorized operations when asked for.
+	described := func(mt kmsg.MetadataResponseTopic) {
+		if topicOps && mt.Topic != nil {
+			mt.AuthorizedOperations = s.authorizedOps(r, kmsg.ACLResourceTypeTopic, *mt.Topic)
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
+		canDescribe := s.batchAuthz(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic).quietly()
 		for _, t := range s.meta.Topics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(req.Version, t))
+			if canDescribe.allow(t.Name) {
+				described(s.metadataTopic(req.Version, t))
+			}
 		}
 		return respond(resp)
+	}
+	canDescribe := s.batchAuthz(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic)
+	canCreateTopic := s.batchAuthz(r, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic)
+	clusterCreate := -1 // asked at most once, and only when something would be created
+	mayCreate := func(name string) bool {
+		if clusterCreate < 0 {
+			clusterCreate = 0
+			if s.allowClusterQuiet(r, kmsg.ACLOperationCreate) {
+				clusterCreate = 1
+			}
+		}
+		return clusterCreate == 1 || canCreateTopic.allow(name)
+	}
+	refused := func(name *string, id [16]byte, internal bool) {
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic, mt.TopicID, mt.IsInternal = name, id, internal
+		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		resp.Topics = append(resp.Topics, mt)
 	}
 	for _, rt := range req.Topics {
 		var (
@@ -58,18 +109,31 @@ func handleMetadata(s *Server, ctx context.Context, r *request) *reply {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, s.metadataTopic(req.Version, t))
+			if !canDescribe.allow(t.Name) {
+				// Topic ids are not secret (they cannot be guessed): the
+				// id is echoed, the name is not.
+				refused(nil, rt.TopicID, false)
+				continue
+			}
+			described(s.metadataTopic(req.Version, t))
 			continue
 		}
 		name := ""
 		if rt.Topic != nil {
 			name = *rt.Topic
 		}
+		if !canDescribe.allow(name) {
+			refused(kmsg.StringPtr(name), [16]byte{}, false)
+			continue
+		}
 		t, ok = s.meta.Topic(name)
 		if !ok {
 			mt := kmsg.NewMetadataResponseTopic()
 			mt.Topic = kmsg.StringPtr(name)
 			switch {
+			case allowAuto && !mayCreate(name):
+				refused(kmsg.StringPtr(name), [16]byte{}, name == offsetsTopicName)
+				continue
 			case metadata.ValidTopicName(name) != nil:
 				mt.ErrorCode = kerr.InvalidTopicException.Code
 			case allowAuto:
@@ -81,16 +145,16 @@ func handleMetadata(s *Server, ctx context.Context, r *request) *reply {
 				} else if t, ok = s.meta.Topic(name); !ok {
 					mt.ErrorCode = kerr.LeaderNotAvailable.Code
 				} else {
-					resp.Topics = append(resp.Topics, s.metadataTopic(req.Version, t))
+					described(s.metadataTopic(req.Version, t))
 					continue
 				}
 			default:
 				mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
-			resp.Topics = append(resp.Topics, mt)
+			described(mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(req.Version, t))
+		described(s.metadataTopic(req.Version, t))
 	}
 	return respond(resp)
 }

@@ -5,6 +5,11 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION here, as in Kafka; the rest go to the group
 // coordinator (internal/groups), whose differences from Kafka are listed
 // there.
+//
+// Authorization as Kafka: READ on the group (else every partition gets
+// GROUP_AUTHORIZATION_FAILED and nothing is committed), then READ on each
+// topic (TOPIC_AUTHORIZATION_FAILED for its partitions, checked before the
+// topic's existence).
 
 import (
 	"context"
@@ -18,9 +23,21 @@ func init() { register(8, 0, 9, handleOffsetCommit) }
 func handleOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.OffsetCommitRequest)
-	var unknown []kmsg.OffsetCommitResponseTopic
+	if !s.allow(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			resp.Topics = append(resp.Topics, offsetCommitRefused(rt.Topic, rt.Partitions, kerr.GroupAuthorizationFailed.Code))
+		}
+		return respond(resp)
+	}
+	canRead := s.batchAuthz(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic)
+	var refused []kmsg.OffsetCommitResponseTopic
 	known := req.Topics[:0:0]
 	for _, rt := range req.Topics {
+		if !canRead.allow(rt.Topic) {
+			refused = append(refused, offsetCommitRefused(rt.Topic, rt.Partitions, kerr.TopicAuthorizationFailed.Code))
+			continue
+		}
 		ts, ok := s.parts.topic(rt.Topic)
 		var bad kmsg.OffsetCommitResponseTopic
 		good := rt
@@ -37,13 +54,13 @@ func handleOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 		}
 		if len(bad.Partitions) > 0 {
 			bad.Topic = rt.Topic
-			unknown = append(unknown, bad)
+			refused = append(refused, bad)
 		}
 		if len(good.Partitions) > 0 {
 			known = append(known, good)
 		}
 	}
-	if len(unknown) == 0 {
+	if len(refused) == 0 {
 		return r.cc.later(func() *reply { return &reply{resp: s.groups.OffsetCommit(ctx, req)} })
 	}
 	sub := *req
@@ -55,7 +72,19 @@ func handleOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 		} else {
 			resp = req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		}
-		resp.Topics = append(resp.Topics, unknown...)
+		resp.Topics = append(resp.Topics, refused...)
 		return &reply{resp: resp}
 	})
+}
+
+// offsetCommitRefused answers every partition of a topic with code.
+func offsetCommitRefused(topic string, parts []kmsg.OffsetCommitRequestTopicPartition, code int16) kmsg.OffsetCommitResponseTopic {
+	rt := kmsg.NewOffsetCommitResponseTopic()
+	rt.Topic = topic
+	for _, rp := range parts {
+		p := kmsg.NewOffsetCommitResponseTopicPartition()
+		p.Partition, p.ErrorCode = rp.Partition, code
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	return rt
 }

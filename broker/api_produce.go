@@ -6,9 +6,13 @@ package broker
 // offsets are assigned under the partition log's lock together with the
 // idempotent-producer sequence check. acks=1 and acks=all are answered
 // after the data is durable (fsync with group commit, unless flush.messages
-// relaxes it). Differences from Apache Kafka: transactional batches are
-// refused until transactions land; per-record errors (RecordErrors) are not
-// reported, the batch error and ErrorMessage are.
+// relaxes it). WRITE on each topic is required (TOPIC_AUTHORIZATION_FAILED
+// per partition, nothing written for it) and transactional batches need
+// WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for
+// the whole request), as in Kafka. Differences from Apache Kafka:
+// transactional batches are refused until transactions land; per-record
+// errors (RecordErrors) are not reported, the batch error and ErrorMessage
+// are.
 
 import (
 	"context"
@@ -36,6 +40,16 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 	anyErr := false
 	now := time.Now().UnixMilli()
 
+	// Authorization, as Kafka: transactional batches need WRITE on the
+	// transactional id (none given counts as a denial) or the whole
+	// request fails; then WRITE on each topic, checked before the topic's
+	// existence so a denied name never reveals whether it exists.
+	if hasTransactionalBatches(req) && (req.TransactionID == nil ||
+		!s.allow(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)) {
+		return produceRefused(req, resp, kerr.TransactionalIDAuthorizationFailed.Code)
+	}
+	canWrite := s.batchAuthz(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic)
+
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
@@ -44,6 +58,11 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 			sp := &st.Partitions[i]
 			sp.Default()
 			sp.Partition = rp.Partition
+			if !canWrite.allow(rt.Topic) {
+				sp.ErrorCode, sp.BaseOffset = kerr.TopicAuthorizationFailed.Code, -1
+				anyErr = true
+				continue
+			}
 			p, end, err := s.produceOne(req, rt.Topic, rp, now, sp)
 			if err != nil {
 				sp.ErrorCode = errorCode(s.log, err)
@@ -80,6 +99,40 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 		}
 		return &reply{resp: resp}
 	})
+}
+
+// hasTransactionalBatches reports whether any partition's records start
+// with a transactional batch. Kafka looks at the first batch only; a
+// malformed one is left to validation, which rejects it anyway.
+func hasTransactionalBatches(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if b, err := proto.ParseBatchHeader(rp.Records); err == nil && b.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// produceRefused fails every partition of the request with code and
+// writes nothing. An acks=0 producer reads no response, so, as Kafka
+// does, its connection is closed instead.
+func produceRefused(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) *reply {
+	if req.Acks == 0 {
+		return &reply{none: true, close: true}
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, code, -1
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return respond(resp)
 }
 
 // produceOne validates and appends one partition's batches, filling the
