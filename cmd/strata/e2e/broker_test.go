@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +90,11 @@ type brokerProc struct {
 	args    []string
 	logPath string
 
+	// readyHTTP, when set, is the admin listener; readiness is then its
+	// /readyz rather than a PLAINTEXT Kafka connection, for brokers whose
+	// listeners all want TLS or SASL.
+	readyHTTP string
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd has exited
@@ -99,6 +105,22 @@ type brokerProc struct {
 // startBroker starts strata with its own data dir and port, plus extra
 // serve arguments, and waits until it serves Kafka requests.
 func startBroker(t *testing.T, extra ...string) *brokerProc {
+	t.Helper()
+	return startBrokerWith(t, brokerOptions{}, extra...)
+}
+
+// brokerOptions are the less common ways to start a broker.
+type brokerOptions struct {
+	// Addr is the Kafka address passed as --listen; "" picks a free
+	// port. Tests with --listeners set it to their PLAINTEXT listener.
+	Addr string
+	// AdminAddr, when set, is passed as --admin-listen and readiness is
+	// polled on its /readyz instead of over a PLAINTEXT connection.
+	AdminAddr string
+}
+
+// startBrokerWith is startBroker with options.
+func startBrokerWith(t *testing.T, o brokerOptions, extra ...string) *brokerProc {
 	t.Helper()
 	requireBinary(t)
 	keep := os.Getenv("E2E_KEEP") != ""
@@ -112,9 +134,17 @@ func startBroker(t *testing.T, extra ...string) *brokerProc {
 	b := &brokerProc{
 		t:       t,
 		DataDir: filepath.Join(base, "data"),
-		Addr:    freeAddr(t),
+		Addr:    o.Addr,
 		args:    append(append([]string{}, fastArgs...), extra...),
 		logPath: filepath.Join(base, "strata.log"),
+	}
+	if b.Addr == "" {
+		b.Addr = freeAddr(t)
+	}
+	if o.AdminAddr != "" {
+		// After fastArgs' --admin-listen, so this one wins.
+		b.args = append(b.args, "--admin-listen="+o.AdminAddr)
+		b.readyHTTP = o.AdminAddr
 	}
 	t.Cleanup(func() {
 		b.stopQuietly()
@@ -211,6 +241,10 @@ func brokerEnv() []string {
 // and lists itself, failing at once if the process exits.
 func (b *brokerProc) WaitReady(ctx context.Context) {
 	b.t.Helper()
+	if b.readyHTTP != "" {
+		b.waitReadyz(ctx)
+		return
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.DialTimeout(time.Second), kgo.RequestRetries(0),
 		kgo.RetryTimeout(time.Second))
 	if err != nil {
@@ -231,6 +265,36 @@ func (b *brokerProc) WaitReady(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			b.t.Fatalf("strata not ready on %s: %v", b.Addr, last)
+		case <-b.exited():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitReadyz polls the admin listener's /readyz until it answers 200.
+func (b *brokerProc) waitReadyz(ctx context.Context) {
+	b.t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	url := "http://" + b.readyHTTP + "/readyz"
+	var last error
+	for {
+		select {
+		case <-b.exited():
+			b.t.Fatalf("strata exited while starting: %v", b.exitErr())
+		default:
+		}
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			b.t.Fatalf("strata not ready on %s: %v", b.readyHTTP, last)
 		case <-b.exited():
 		case <-time.After(50 * time.Millisecond):
 		}
