@@ -116,6 +116,8 @@ type Config struct {
 	ExplicitKeys map[string]bool
 
 	Logger *slog.Logger
+
+	clock func() time.Time // nil = time.Now; tests in this package move time
 }
 
 // DefaultConfig is the safe single-node configuration `make run` uses.

@@ -208,8 +208,8 @@ func (s *Server) closeSecurity() {
 }
 
 func (s *Server) now() time.Time {
-	if s.clock != nil {
-		return s.clock()
+	if s.cfg.clock != nil {
+		return s.cfg.clock()
 	}
 	return time.Now()
 }
