@@ -1,8 +1,9 @@
 package main
 
-// The admin CLI: `strata topics|groups|cluster|tiering ...` talks to a
-// running broker over the Kafka protocol (franz-go's kadm), for operators
-// without a Kafka client at hand.
+// The admin CLI: `strata topics|groups|cluster|tiering|users|acls|quotas
+// ...` talks to a running broker over the Kafka protocol (franz-go's
+// kadm), for operators without a Kafka client at hand, over any listener:
+// the connection flags (admin_conn.go) add TLS and SASL.
 //
 // Every command computes a plain result value first and renders it second,
 // either as an aligned table (the default, for people) or as JSON
@@ -43,15 +44,42 @@ type adminResult interface {
 // registers the command's own flags and returns the function that runs it
 // with the flag values bound.
 type adminCommand struct {
-	args  []string // positional argument names, all required
-	help  string
-	setup func(fs *pflag.FlagSet) adminRun
+	args []string // positional argument names, all required
+	// more names further positional arguments, which may repeat; at
+	// least moreMin of them are required.
+	more    string
+	moreMin int
+	help    string
+	setup   func(fs *pflag.FlagSet) adminRun
+}
+
+// synopsis is the command's arguments as usage shows them.
+func (c adminCommand) synopsis() string {
+	parts := slices.Clone(c.args)
+	switch {
+	case c.more != "" && c.moreMin > 0:
+		parts = append(parts, c.more+"...")
+	case c.more != "":
+		parts = append(parts, "["+c.more+"...]")
+	}
+	return strings.Join(parts, " ")
+}
+
+// checkArgs checks the number of positional arguments.
+func (c adminCommand) checkArgs(got int) error {
+	switch {
+	case c.more == "" && got != len(c.args):
+		return usagef("want %d argument(s) (%s), got %d", len(c.args), strings.Join(c.args, " "), got)
+	case c.more != "" && got < len(c.args)+c.moreMin:
+		return usagef("want at least %d argument(s) (%s), got %d", len(c.args)+c.moreMin, c.synopsis(), got)
+	}
+	return nil
 }
 
 type adminRun func(ctx context.Context, a *kadm.Client, args []string) (adminResult, error)
 
 // adminGroups lists the command groups in the order usage shows them.
-var adminGroups = []string{"topics", "groups", "cluster", "tiering"}
+var adminGroups = []string{"topics", "groups", "cluster", "tiering", "users", "acls", "quotas"}
 
 // adminCommands maps "group" -> "verb" -> command.
 var adminCommands = map[string]map[string]adminCommand{
@@ -59,6 +87,9 @@ var adminCommands = map[string]map[string]adminCommand{
 	"groups":  groupCommands,
 	"cluster": clusterCommands,
 	"tiering": tieringCommands,
+	"users":   userCommands,
+	"acls":    aclCommands,
+	"quotas":  quotaCommands,
 }
 
 // usageError is a mistake on the command line (exit 2).
@@ -89,18 +120,29 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 	}
 	name := "strata " + group + " " + verb
 
+	// The command's own flags and the global ones are separate sets so
+	// that --help can show them apart; fs parses both.
+	own := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	global := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	bootstrap := global.String("bootstrap", "", "broker `HOST:PORT`[,HOST:PORT...] (env "+envBootstrap+", default "+defaultBootstrap+")")
+	output := global.StringP("output", "o", "table", "output format: table or json")
+	timeout := global.Duration("timeout", 30*time.Second, "give up after this long")
+	conn := addConnFlags(global)
+	run := cmd.setup(own)
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	bootstrap := fs.String("bootstrap", "", "broker address host:port (env "+envBootstrap+", default "+defaultBootstrap+")")
-	output := fs.StringP("output", "o", "table", "output format: table or json")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	run := cmd.setup(fs)
+	fs.AddFlagSet(own)
+	fs.AddFlagSet(global)
 	printUsage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s", name)
-		for _, a := range cmd.args {
-			fmt.Fprintf(w, " %s", a)
+		if syn := cmd.synopsis(); syn != "" {
+			fmt.Fprintf(w, " %s", syn)
 		}
-		fmt.Fprintf(w, " [flags]\n\n%s\n\nFlags:\n%s", cmd.help, fs.FlagUsages())
+		fmt.Fprintf(w, " [flags]\n\n%s\n\n", cmd.help)
+		if own.HasFlags() {
+			fmt.Fprintf(w, "Flags:\n%s\n", own.FlagUsages())
+		}
+		fmt.Fprintf(w, "Global flags:\n%s", global.FlagUsages())
 	}
 
 	err := fs.Parse(args[1:])
@@ -108,11 +150,15 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 		printUsage(stdout)
 		return exitOK
 	}
-	if err == nil && len(fs.Args()) != len(cmd.args) {
-		err = usagef("want %d argument(s) (%s), got %d", len(cmd.args), strings.Join(cmd.args, " "), len(fs.Args()))
+	if err == nil {
+		err = cmd.checkArgs(len(fs.Args()))
 	}
 	if err == nil && *output != "table" && *output != "json" {
 		err = usagef("--output must be table or json, not %q", *output)
+	}
+	var cc connConfig
+	if err == nil {
+		cc, err = conn.resolve(fs, os.Getenv)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
@@ -129,14 +175,14 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(strings.Split(addr, ",")...),
 		kgo.ClientID("strata-cli"),
-		kgo.DialTimeout(5*time.Second),
+		kgo.DialTimeout(5 * time.Second),
 		// One process, one answer: cached metadata would only hide the
 		// effect of an earlier command of the same run.
-		kgo.MetadataMinAge(10*time.Millisecond),
-	)
+		kgo.MetadataMinAge(10 * time.Millisecond),
+	}, cc.opts()...)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitUsage
@@ -146,7 +192,7 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 
 	res, err := run(ctx, adm, fs.Args())
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(cc.explain(err)))
 		if _, ok := errors.AsType[usageError](err); ok {
 			return exitUsage
 		}
@@ -157,6 +203,12 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// oneLine keeps an error to the one line scripts and logs expect: broker
+// messages and joined errors may hold newlines.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 // brokerErr explains a failed request; a deadline usually means nothing
@@ -248,8 +300,14 @@ func adminUsage(w io.Writer) {
   strata groups list|describe|reset-offsets|delete
   strata cluster describe
   strata tiering status TOPIC
+  strata users list|set|delete
+  strata acls list|create|delete
+  strata quotas list|set|remove
                          admin commands against a running broker
                          (--bootstrap host:port, --output table|json; --help on each)
+                         over TLS and SASL with --tls, --tls-ca FILE, --tls-cert FILE,
+                         --sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, --sasl-user U
+                         and the password in STRATA_SASL_PASSWORD
 `)
 }
 
@@ -258,8 +316,11 @@ func adminGroupUsage(w io.Writer, group string) {
 	cmds := adminCommands[group]
 	for _, verb := range sortedKeys(cmds) {
 		c := cmds[verb]
-		fmt.Fprintf(w, "  %-40s %s\n", strings.TrimSpace(verb+" "+strings.Join(c.args, " ")), c.help)
+		fmt.Fprintf(w, "  %-40s %s\n", strings.TrimSpace(verb+" "+c.synopsis()), c.help)
 	}
 	fmt.Fprintf(w, "\nGlobal flags: --bootstrap host:port (env %s, default %s), --output table|json, --timeout DURATION\n",
 		envBootstrap, defaultBootstrap)
+	fmt.Fprintf(w, "Connection flags: --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME,\n"+
+		"  --sasl-mechanism %s, --sasl-user USER, password in %s\n"+
+		"  (each also from %s*; see COMMAND --help)\n", strings.Join(saslMechanisms, "|"), envSASLPassword, envPrefix)
 }

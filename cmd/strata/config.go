@@ -116,8 +116,8 @@ func loadOptions(args []string) (opts options, warnings []string, err error) {
 
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		// STRATA_BOOTSTRAP belongs to the admin CLI, not to serve.
-		if strings.HasPrefix(name, envPrefix) && name != envConfigFile && name != "STRATA_BOOTSTRAP" && envIndex[name] == nil {
+		// STRATA_BOOTSTRAP, STRATA_SASL_PASSWORD, ... belong to the admin CLI, not to serve.
+		if strings.HasPrefix(name, envPrefix) && name != envConfigFile && !slices.Contains(adminEnvVars, name) && envIndex[name] == nil {
 			warnings = append(warnings, fmt.Sprintf("ignoring environment variable %s: no such config key", name))
 		}
 	}

@@ -2,10 +2,11 @@
 //
 // `strata serve` turns configuration into a broker.Config and runs a
 // broker.Server until SIGINT or SIGTERM; `strata version` prints the
-// version stamped in at build time. `strata topics|groups|cluster|tiering`
-// is the admin CLI (admin*.go): a Kafka client (kadm) talking to any
-// broker given by --bootstrap or STRATA_BOOTSTRAP, printing tables or
-// --output json.
+// version stamped in at build time. `strata
+// topics|groups|cluster|tiering|users|acls|quotas` is the admin CLI
+// (admin*.go): a Kafka client (kadm) talking to any broker given by
+// --bootstrap or STRATA_BOOTSTRAP, over TLS and SASL when asked, printing
+// tables or --output json.
 //
 // Configuration comes from four layers, highest first: --set key=value,
 // the other flags, STRATA_* environment variables, a YAML file given by

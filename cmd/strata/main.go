@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
-	case "topics", "groups", "cluster", "tiering":
+	case "topics", "groups", "cluster", "tiering", "users", "acls", "quotas":
 		return adminMain(args[0], args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
