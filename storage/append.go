@@ -68,21 +68,51 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 		if err := l.roll(); err != nil {
 			return AppendInfo{}, fmt.Errorf("append %s: roll: %w", l.dir, err)
 		}
-		act = l.active()
 	}
+	if err := l.writeBatches(batches, firstOffset, total, writeMode{stamp: true, leaderEpoch: leaderEpoch, logAppendTime: logAppendTime}); err != nil {
+		return AppendInfo{}, fmt.Errorf("append %s: %w", l.dir, err)
+	}
+	if logAppendTime >= 0 {
+		info.LogAppendTime = logAppendTime
+	}
+	return info, nil
+}
+
+// writeMode says how writeBatches treats the batches' headers.
+type writeMode struct {
+	// stamp: Append's batches get their base offsets, leaderEpoch and (for
+	// logAppendTime >= 0) LogAppendTime written into their headers, and the
+	// epoch history learns leaderEpoch at the first offset. Without it the
+	// batches are a replica's copies, written as they are, and the epoch
+	// history learns each batch's own partition leader epoch.
+	stamp         bool
+	leaderEpoch   int32
+	logAppendTime int64
+}
+
+// writeBatches writes batches at the log end into the active segment (the
+// caller decided about rolling), publishes them to readers (indexes, LEO,
+// epoch history), commits the producer state staged for them and pokes the
+// flusher. total is their size in bytes. A failed write is undone, so the
+// segment keeps whole batches only. Callers hold mu.
+func (l *Log) writeBatches(batches []proto.Batch, firstOffset, total int64, m writeMode) error {
+	cfg := l.config()
+	act := l.active()
 	if act.size+total > math.MaxUint32 {
-		return AppendInfo{}, fmt.Errorf("append %s: %d bytes do not fit a segment: %w", l.dir, total, ErrCorrupt)
+		return fmt.Errorf("%d bytes do not fit a segment: %w", total, ErrCorrupt)
 	}
 
-	off := firstOffset
-	for i := range batches {
-		raw := batches[i].Raw
-		proto.SetBaseOffset(raw, off)
-		proto.SetPartitionLeaderEpoch(raw, leaderEpoch)
-		if logAppendTime >= 0 {
-			proto.SetLogAppendTime(raw, logAppendTime)
+	if m.stamp {
+		off := firstOffset
+		for i := range batches {
+			raw := batches[i].Raw
+			proto.SetBaseOffset(raw, off)
+			proto.SetPartitionLeaderEpoch(raw, m.leaderEpoch)
+			if m.logAppendTime >= 0 {
+				proto.SetLogAppendTime(raw, m.logAppendTime)
+			}
+			off += int64(batches[i].LastOffsetDelta) + 1
 		}
-		off += int64(batches[i].LastOffsetDelta) + 1
 	}
 
 	pos := act.size
@@ -92,7 +122,7 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 		if terr := act.f.Truncate(pos); terr != nil {
 			l.fail(fmt.Errorf("write %s failed (%v) and could not be undone: %w", act.f.Name(), err, terr))
 		}
-		return AppendInfo{}, fmt.Errorf("append %s: %w", l.dir, err)
+		return err
 	}
 
 	epochChanged := false
@@ -104,18 +134,23 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 	for i := range batches {
 		b := &batches[i]
 		maxTs := b.MaxTimestamp
-		if logAppendTime >= 0 {
-			maxTs = logAppendTime
+		if m.stamp && m.logAppendTime >= 0 {
+			maxTs = m.logAppendTime
 		}
 		n := int64(len(b.Raw))
 		last := o + int64(b.LastOffsetDelta)
 		act.track(o, last, maxTs, p, n, cfg.IndexIntervalBytes)
+		if !m.stamp && l.epochs.assign(b.PartitionLeaderEpoch, o) {
+			epochChanged = true
+		}
 		p, o = p+n, last+1
 	}
 	act.size = p
 	act.persisted = false
 	l.leo = o
-	epochChanged = l.epochs.assign(leaderEpoch, firstOffset)
+	if m.stamp {
+		epochChanged = l.epochs.assign(m.leaderEpoch, firstOffset)
+	}
 	l.segMu.Unlock()
 	l.prod.commit()
 
@@ -129,7 +164,7 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 
 	if cfg.relaxed() {
 		l.fmu.Lock()
-		l.advanceHWLocked(o)
+		l.advanceHWAutoLocked(o)
 		l.fmu.Unlock()
 		if l.unflushedMsg.Add(o-firstOffset) >= cfg.FlushMessages || cfg.FlushMs == 0 {
 			l.requestFlush()
@@ -139,10 +174,7 @@ func (l *Log) Append(batches []proto.Batch, leaderEpoch int32, logAppendTime int
 		// flusher busy even when no producer waits (acks=0/1).
 		l.requestFlush()
 	}
-	if logAppendTime >= 0 {
-		info.LogAppendTime = logAppendTime
-	}
-	return info, nil
+	return nil
 }
 
 // coalesce returns the batches' bytes as few buffers: batches adjacent in

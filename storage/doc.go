@@ -3,9 +3,36 @@
 // fsyncs, reads as file ranges for sendfile, idempotent producer state, the
 // leader epoch history, and retention.
 //
-// storage knows nothing of the network, of topics or of replication: the
-// broker hands it validated batches (proto.ValidateProduceBatches) and asks
-// for byte ranges; tiering reads sealed segments.
+// storage knows nothing of the network or of topics: the broker hands it
+// validated batches (proto.ValidateProduceBatches) and asks for byte
+// ranges; tiering reads sealed segments. Of replication it knows only the
+// log-level primitives below; who leads, the ISR and fetching are the
+// broker's.
+//
+// # Replication
+//
+// A follower appends what its leader's log holds with AppendReplicated:
+// whole batches from Fetch, CRC-checked and required to continue exactly at
+// LogEndOffset (ErrOffsetMismatch otherwise), written byte for byte; the
+// epoch history and the idempotent producer state are learnt from the
+// batches, so a follower that becomes leader answers OffsetForLeaderEpoch
+// and detects duplicate produces as the old leader did. After a leader
+// change a follower cuts its divergent tail with TruncateTo (at a batch
+// boundary), which rebuilds producer state from the newest snapshot at or
+// below the cut and drops later epochs. A new leader opens its epoch at the
+// log end with AssignLeaderEpoch.
+//
+// The high watermark has two modes. Off (the default, a single node): it is
+// the durable end in safe mode and the log end when relaxed, moved by the
+// flusher and Append, and not persisted (Open sets it to the recovered log
+// end, all of which is fsynced). On (SetReplicated(true), or
+// Options.Replicated at Open): only the leader's AdvanceHighWatermark (what
+// the ISR holds, never past the local durable end in safe mode; the flusher
+// completes a capped advance as fsyncs finish) and the follower's
+// SetHighWatermark (the leader's value, capped at the log end, may go down)
+// move it. It is then checkpointed (high-watermark) by the flusher at most
+// every 5 s and at Close, a lower bound that Open with Options.Replicated
+// restores (the log start when there is none).
 //
 // # Tiered storage
 //
@@ -41,6 +68,11 @@
 //	log-start-offset, recovery-point  "0\n<offset>\n"
 //	remote-end                      "0\n<offset>\n": every offset below is in
 //	                                the remote tier (absent: none is)
+//	high-watermark                  "0\n<offset>\n": replicated mode's high
+//	                                watermark (a lower bound; absent: never
+//	                                replicated)
+//	truncate-to                     "0\n<offset>\n": a TruncateTo in progress;
+//	                                Open finishes it, then removes the file
 //	.clean-shutdown                 present only between Close and the next Open
 //
 // Segment files are named by their base offset zero-padded to 20 digits.
@@ -68,8 +100,22 @@
 //     from the recovery point on), so every byte a reader gets passed CRC
 //     validation when it was appended or at recovery.
 //   - The high watermark (durable end in safe mode, LEO when relaxed) never
-//     decreases; Read never returns bytes past the log end, nor a partial
-//     batch.
+//     decreases, except by TruncateTo and, in replicated mode, by a
+//     follower's SetHighWatermark; it never exceeds the log end, and in
+//     safe mode a leader's (AdvanceHighWatermark) never exceeds the durable
+//     end. Read never returns bytes past the log end, nor a partial batch.
+//   - TruncateTo is all or nothing across crashes: the recovery point is
+//     lowered to the cut segment and the truncate-to marker made durable
+//     before any byte goes; the marker is removed only after the cut, the
+//     removal of producer snapshots past it, the epoch and high watermark
+//     checkpoints are durable. Open finishes a cut it finds marked. So no
+//     record at or past the cut survives, and a stale snapshot or high
+//     watermark never describes records written after it.
+//   - Bytes of a segment file below its size never change while the segment
+//     is in the log, except that TruncateTo shortens the active segment (as
+//     in Kafka: a reader holding a range past the cut may read short; the
+//     broker cuts only above the high watermark, where consumers do not
+//     read).
 //   - A segment's file is closed only when the log and every ReadResult
 //     (or SegmentFiles) that references it have let go; deleting a segment
 //     only unlinks it.
@@ -94,9 +140,10 @@
 // A Log is safe for concurrent use. It owns one goroutine, the flusher,
 // started by Open and stopped and waited for by Close.
 //
-//   - mu serializes writers: Append, roll, EnforceRetention,
-//     DeleteRecordsBefore, SetRemoteEnd, ResetEmpty, SetConfig, Close. Producer state and the write
-//     scratch are mu-only.
+//   - mu serializes writers: Append, AppendReplicated, TruncateTo,
+//     AssignLeaderEpoch, roll, EnforceRetention, DeleteRecordsBefore,
+//     SetRemoteEnd, ResetEmpty, SetConfig, Close. Producer state and the
+//     write scratch are mu-only.
 //   - segMu (RWMutex) guards what readers see: the segment list, each
 //     segment's size, indexes and timestamps, LEO, log start offset, the
 //     remote end, the epoch history. Writers hold mu and take segMu
@@ -104,12 +151,19 @@
 //     OffsetForTimestamp, EpochForOffset...) never wait for disk I/O of an
 //     append. Readers take segMu shared for a few in-memory lookups and do
 //     their preads without it, holding a segment reference instead.
-//   - flushMu serializes fsync rounds (flusher, Sync, Close).
-//   - fmu guards the durable frontier, the high watermark's wakeups
-//     (Changed) and the sticky failure.
+//   - flushMu serializes fsync rounds (flusher, Sync, Close); TruncateTo
+//     holds it across the cut so no round publishes sizes or a durable end
+//     from before it.
+//   - hwCkptMu serializes writes of the high watermark checkpoint (the
+//     flusher after a round, TruncateTo, Close), so an older value never
+//     overwrites a newer one.
+//   - fmu guards the durable frontier, the high watermark, its mode and
+//     replicated target, its wakeups (Changed) and the sticky failure.
+//     AdvanceHighWatermark and SetHighWatermark hold segMu shared around
+//     it, so the log end they cap at cannot move under them.
 //
-// Lock order: mu -> flushMu -> segMu -> fmu. No lock is held across a
-// blocking wait; WaitDurable holds none while it waits.
+// Lock order: mu -> flushMu -> hwCkptMu -> segMu -> fmu. No lock is held
+// across a blocking wait; WaitDurable holds none while it waits.
 //
 // Group commit: in safe mode every Append pokes the flusher; a flush round
 // snapshots LEO and the segments with unsynced bytes under segMu, fsyncs
@@ -126,5 +180,7 @@
 // abandon the Log without closing it, then cut the files down to what a
 // power failure would have kept before reopening; another test SIGKILLs a
 // child process mid-append. Both check that every offset WaitDurable
-// acknowledged survives with a valid CRC.
+// acknowledged survives with a valid CRC. TruncateTo has step hooks
+// (Log.testHook): tests stop it at each step in process and SIGKILL a child
+// at each step, then check that recovery ends at exactly the cut.
 package storage

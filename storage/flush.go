@@ -64,6 +64,9 @@ func (l *Log) flusher() {
 		}
 		// Errors are sticky in failErr and reported to waiters.
 		_ = l.flush()
+		if err := l.checkpointHW(false); err != nil {
+			l.logger.Warn("high watermark checkpoint failed", "dir", l.dir, "err", err)
+		}
 	}
 }
 
@@ -176,7 +179,11 @@ func (l *Log) flush() error {
 		close(l.durableCh)
 		l.durableCh = make(chan struct{})
 	}
-	if !l.config().relaxed() {
+	if l.replicated {
+		// Catch up with what the leader's replicas hold, as far as this
+		// round made durable (AdvanceHighWatermark caps at the durable end).
+		l.advanceHWLocked(min(l.hwTarget, l.durable))
+	} else if !l.config().relaxed() {
 		l.advanceHWLocked(l.durable)
 	}
 	l.fmu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/strata-broker/strata/proto"
 )
 
 // Sentinel errors. Every error returned by this package that callers act on
@@ -142,6 +144,10 @@ type Options struct {
 	// Now is the clock for segment.ms, retention.ms and LogAppendTime
 	// bookkeeping; time.Now when nil.
 	Now func() time.Time
+	// Replicated opens the log in replicated high watermark mode (see
+	// SetReplicated), with the high watermark restored from its checkpoint
+	// instead of set to the log end.
+	Replicated bool
 }
 
 // File names inside a partition directory.
@@ -155,6 +161,8 @@ const (
 	logStartFile     = "log-start-offset"
 	remoteEndFile    = "remote-end"
 	recoveryFile     = "recovery-point"
+	hwFile           = "high-watermark"
+	truncateFile     = "truncate-to"
 	cleanShutdownMrk = ".clean-shutdown"
 )
 
@@ -205,6 +213,21 @@ type Log struct {
 	fclosed   bool
 	failErr   error        // sticky: an fsync or write failed, nothing is durable any more
 	hw        atomic.Int64 // written under fmu
+	// replicated: the high watermark moves only by AdvanceHighWatermark and
+	// SetHighWatermark (replica.go); hwTarget is what the leader last said
+	// its replicas hold, which the flusher reaches as fsyncs complete.
+	replicated bool
+	hwTarget   int64
+
+	// hwCkptMu serializes writes of the high watermark checkpoint (the
+	// flusher, TruncateTo, Close) so an older value never overwrites a newer
+	// one; it guards the two fields after it.
+	hwCkptMu sync.Mutex
+	hwCkpt   int64        // value in the checkpoint file, -1 when there is none
+	hwCkptAt atomic.Int64 // when it was written (ms, Options.Now); read without the lock to decide on a flusher poke
+
+	repl     []proto.Batch     // AppendReplicated's scratch (mu only)
+	testHook func(step string) // set by crash tests before TruncateTo
 }
 
 // closedChan is handed out by Changed after Close.
@@ -279,7 +302,7 @@ func (l *Log) SetConfig(cfg Config) {
 		leo := l.leo
 		l.segMu.RUnlock()
 		l.fmu.Lock()
-		l.advanceHWLocked(leo)
+		l.advanceHWAutoLocked(leo)
 		l.fmu.Unlock()
 	}
 	l.requestFlush() // also makes the flusher re-read flush.ms
@@ -374,6 +397,9 @@ func (l *Log) persistForCleanShutdown() error {
 		return err
 	}
 	if err := writeFileAtomic(l.dirf, l.dir, logStartFile, encodeOffsetCheckpoint(l.logStart)); err != nil {
+		return err
+	}
+	if err := l.checkpointHW(true); err != nil {
 		return err
 	}
 	l.deleteOldSnapshots()

@@ -167,6 +167,26 @@ func (st *stagedEntry) check(b *proto.Batch) error {
 	return nil
 }
 
+// stageReplicated stages the idempotent batches a follower copies from its
+// leader. Like Kafka's replication path it checks nothing (the leader did)
+// and only records each producer's epoch and last batches, so that this
+// replica, once leader, detects duplicates and gaps as the old leader
+// would. The batches carry their final offsets.
+func (ps *producerState) stageReplicated(batches []proto.Batch) {
+	ps.staged = ps.staged[:0]
+	for i := range batches {
+		b := &batches[i]
+		if b.ProducerID < 0 {
+			continue
+		}
+		st := ps.stagedFor(b.ProducerID, ps.m[b.ProducerID])
+		st.e.apply(b.ProducerEpoch, b.IsControl(), batchMeta{
+			firstSeq: b.BaseSequence, lastSeq: lastSeq(b.BaseSequence, b.LastOffsetDelta),
+			firstOff: b.BaseOffset, lastOff: b.BaseOffset + int64(b.LastOffsetDelta), maxTs: b.MaxTimestamp,
+		})
+	}
+}
+
 // commit makes the staged state current, after the batches were written.
 func (ps *producerState) commit() {
 	for i := range ps.staged {

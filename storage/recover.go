@@ -67,6 +67,17 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		dirf.Close()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
+	if opts.Replicated {
+		// The checkpoint is a lower bound of what was committed; without one
+		// nothing local is known to be.
+		l.replicated = true
+		hw := l.logStart
+		if l.hwCkpt >= 0 {
+			hw = min(max(l.hwCkpt, l.logStart), l.leo)
+		}
+		l.hw.Store(hw)
+		l.hwTarget = hw
+	}
 	go l.flusher()
 	return l, nil
 }
@@ -79,7 +90,7 @@ func isOwnTemp(name string) bool {
 		return false
 	}
 	switch stem {
-	case epochFile, logStartFile, remoteEndFile, recoveryFile, cleanShutdownMrk:
+	case epochFile, logStartFile, remoteEndFile, recoveryFile, cleanShutdownMrk, hwFile, truncateFile:
 		return true
 	}
 	for _, suf := range []string{indexSuffix, timeIndexSuffix, snapshotSuffix} {
@@ -171,6 +182,10 @@ func (l *Log) load() error {
 	if err := l.loadSegments(bases, clean, rp, epochsOK); err != nil {
 		return err
 	}
+	truncated, err := l.loadTruncateMarker()
+	if err != nil {
+		return fmt.Errorf("truncation marker: %w", err)
+	}
 	act := l.active()
 	l.leo = act.next
 	if !epochsOK {
@@ -215,6 +230,9 @@ func (l *Log) load() error {
 	if err := l.loadProducers(); err != nil {
 		return err
 	}
+	if err := l.loadHW(); err != nil {
+		return err
+	}
 
 	// From now on a crash must be seen as unclean.
 	if clean {
@@ -241,6 +259,19 @@ func (l *Log) load() error {
 		return err
 	}
 	l.deleteOldSnapshots()
+	if truncated {
+		// The snapshots past the cut must be gone for good before the
+		// marker is: the log may grow past them again.
+		if err := l.fsys.syncDir(l.dirf); err != nil {
+			return err
+		}
+		if err := os.Remove(l.path(truncateFile)); err != nil {
+			return err
+		}
+		if err := l.fsys.syncDir(l.dirf); err != nil {
+			return err
+		}
+	}
 	l.durable = l.leo
 	l.hw.Store(l.leo)
 	return nil
