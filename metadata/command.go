@@ -46,8 +46,14 @@ const (
 	cmdDeleteACLs           cmdType = 11
 	cmdAlterScramCreds      cmdType = 12
 	cmdAlterClientQuotas    cmdType = 13
-	// Still to come: broker heartbeat/fencing, AlterPartition (ISR and
-	// leader changes).
+	// Cluster control (cluster.go). RegisterBroker's version 2 (incarnation,
+	// endpoints, fencing) is the same operation, so the same type.
+	cmdFenceBroker        cmdType = 14
+	cmdUnfenceBroker      cmdType = 15
+	cmdControlledShutdown cmdType = 16
+	cmdAlterPartition     cmdType = 17
+	cmdElectLeaders       cmdType = 18
+	cmdReassignPartition  cmdType = 19
 )
 
 func (t cmdType) String() string {
@@ -78,6 +84,18 @@ func (t cmdType) String() string {
 		return "AlterScramCredentials"
 	case cmdAlterClientQuotas:
 		return "AlterClientQuotas"
+	case cmdFenceBroker:
+		return "FenceBroker"
+	case cmdUnfenceBroker:
+		return "UnfenceBroker"
+	case cmdControlledShutdown:
+		return "ControlledShutdown"
+	case cmdAlterPartition:
+		return "AlterPartition"
+	case cmdElectLeaders:
+		return "ElectLeaders"
+	case cmdReassignPartition:
+		return "ReassignPartition"
 	}
 	return fmt.Sprintf("cmdType(%d)", uint16(t))
 }
@@ -86,7 +104,7 @@ func (t cmdType) String() string {
 // apply. A type missing here is unknown.
 var maxVersion = map[cmdType]uint16{
 	cmdInitCluster:          1,
-	cmdRegisterBroker:       1,
+	cmdRegisterBroker:       2,
 	cmdCreateTopic:          1,
 	cmdDeleteTopic:          1,
 	cmdCreatePartitions:     1,
@@ -98,6 +116,12 @@ var maxVersion = map[cmdType]uint16{
 	cmdDeleteACLs:           1,
 	cmdAlterScramCreds:      1,
 	cmdAlterClientQuotas:    1,
+	cmdFenceBroker:          1,
+	cmdUnfenceBroker:        1,
+	cmdControlledShutdown:   1,
+	cmdAlterPartition:       1,
+	cmdElectLeaders:         1,
+	cmdReassignPartition:    1,
 }
 
 const envelopeHeaderSize = 4
@@ -186,6 +210,73 @@ type alterClientQuotasV1 struct {
 	Alterations []quotaAlterationRec `json:"alterations"`
 }
 
+// Cluster control payloads (cluster.go has the rules).
+
+// registerBrokerV2 registers one incarnation of a broker process, fenced.
+type registerBrokerV2 struct {
+	ID            int32         `json:"id"`
+	IncarnationID uuid.UUID     `json:"incarnation_id"`
+	Endpoints     []endpointRec `json:"endpoints"`
+	Rack          string        `json:"rack"`
+}
+
+// fenceBrokerV1 fences a broker and moves leadership and ISR membership
+// off it. Unclean is the cluster default for unclean.leader.election.enable
+// (a topic's own setting wins).
+type fenceBrokerV1 struct {
+	ID            int32     `json:"id"`
+	IncarnationID uuid.UUID `json:"incarnation_id"`
+	Unclean       bool      `json:"unclean"`
+}
+
+// unfenceBrokerV1 admits a fenced broker and gives leaderless partitions a
+// leader where it can lead. Unclean as in fenceBrokerV1.
+type unfenceBrokerV1 struct {
+	ID            int32     `json:"id"`
+	IncarnationID uuid.UUID `json:"incarnation_id"`
+	Unclean       bool      `json:"unclean"`
+}
+
+// controlledShutdownV1 moves everything off a broker about to stop.
+type controlledShutdownV1 struct {
+	ID            int32     `json:"id"`
+	IncarnationID uuid.UUID `json:"incarnation_id"`
+}
+
+// alterPartitionV1 is a leader's ISR change. A nil BrokerIncarnationID
+// skips the incarnation check.
+type alterPartitionV1 struct {
+	TopicID             uuid.UUID `json:"topic_id"`
+	Partition           int32     `json:"partition"`
+	LeaderID            int32     `json:"leader_id"`
+	BrokerIncarnationID uuid.UUID `json:"broker_incarnation_id"`
+	LeaderEpoch         int32     `json:"leader_epoch"`
+	PartitionEpoch      int32     `json:"partition_epoch"`
+	NewISR              []int32   `json:"new_isr"`
+}
+
+type topicPartitionRec struct {
+	TopicID   uuid.UUID `json:"topic_id"`
+	Partition int32     `json:"partition"`
+}
+
+// electLeadersV1 runs elections of one type (Kafka's codes: 0 preferred,
+// 1 unclean) on the listed partitions, or on all when All is set.
+type electLeadersV1 struct {
+	Election   int8                `json:"election"`
+	All        bool                `json:"all"`
+	Partitions []topicPartitionRec `json:"partitions"`
+}
+
+// reassignPartitionV1 starts or replaces a reassignment to Target, or
+// cancels the ongoing one.
+type reassignPartitionV1 struct {
+	TopicID   uuid.UUID `json:"topic_id"`
+	Partition int32     `json:"partition"`
+	Target    []int32   `json:"target"`
+	Cancel    bool      `json:"cancel"`
+}
+
 func (*initClusterV1) kind() (cmdType, uint16)           { return cmdInitCluster, 1 }
 func (*registerBrokerV1) kind() (cmdType, uint16)        { return cmdRegisterBroker, 1 }
 func (*createTopicV1) kind() (cmdType, uint16)           { return cmdCreateTopic, 1 }
@@ -199,6 +290,13 @@ func (*createACLsV1) kind() (cmdType, uint16)            { return cmdCreateACLs,
 func (*deleteACLsV1) kind() (cmdType, uint16)            { return cmdDeleteACLs, 1 }
 func (*alterScramCredentialsV1) kind() (cmdType, uint16) { return cmdAlterScramCreds, 1 }
 func (*alterClientQuotasV1) kind() (cmdType, uint16)     { return cmdAlterClientQuotas, 1 }
+func (*registerBrokerV2) kind() (cmdType, uint16)        { return cmdRegisterBroker, 2 }
+func (*fenceBrokerV1) kind() (cmdType, uint16)           { return cmdFenceBroker, 1 }
+func (*unfenceBrokerV1) kind() (cmdType, uint16)         { return cmdUnfenceBroker, 1 }
+func (*controlledShutdownV1) kind() (cmdType, uint16)    { return cmdControlledShutdown, 1 }
+func (*alterPartitionV1) kind() (cmdType, uint16)        { return cmdAlterPartition, 1 }
+func (*electLeadersV1) kind() (cmdType, uint16)          { return cmdElectLeaders, 1 }
+func (*reassignPartitionV1) kind() (cmdType, uint16)     { return cmdReassignPartition, 1 }
 
 // encodeCommand builds the envelope for c.
 func encodeCommand(c command) ([]byte, error) {
@@ -233,7 +331,11 @@ func decodeCommand(data []byte) (command, error) {
 	case cmdInitCluster:
 		c = new(initClusterV1)
 	case cmdRegisterBroker:
-		c = new(registerBrokerV1)
+		if v == 1 {
+			c = new(registerBrokerV1)
+		} else {
+			c = new(registerBrokerV2)
+		}
 	case cmdCreateTopic:
 		c = new(createTopicV1)
 	case cmdDeleteTopic:
@@ -256,6 +358,18 @@ func decodeCommand(data []byte) (command, error) {
 		c = new(alterScramCredentialsV1)
 	case cmdAlterClientQuotas:
 		c = new(alterClientQuotasV1)
+	case cmdFenceBroker:
+		c = new(fenceBrokerV1)
+	case cmdUnfenceBroker:
+		c = new(unfenceBrokerV1)
+	case cmdControlledShutdown:
+		c = new(controlledShutdownV1)
+	case cmdAlterPartition:
+		c = new(alterPartitionV1)
+	case cmdElectLeaders:
+		c = new(electLeadersV1)
+	case cmdReassignPartition:
+		c = new(reassignPartitionV1)
 	}
 	if err := decodeStrict(data[envelopeHeaderSize:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformedCommand, t, v, err)

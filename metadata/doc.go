@@ -8,9 +8,24 @@
 // and client quotas. It plays the part of Kafka's KRaft controller quorum;
 // the Raft leader is the active controller.
 //
-// This version runs one voter (in-memory transport, no port) or a TCP
-// transport that already works for several voters. Broker fencing, ISR
-// changes and membership changes arrive as new command types later.
+// A single node runs one voter on the in-memory transport (no port). With
+// a Raft address the store runs over TCP (optionally mutual TLS) and forms
+// a quorum across processes, as KRaft does: controllers (Config.Roles) are
+// the voters listed in Config.Voters (ParseVoters reads KRaft's
+// controller.quorum.voters), and a broker-only node joins as a Raft
+// non-voter, so it receives and applies the committed log locally: that is
+// how brokers follow the metadata. Every Store write works on any node: a
+// node that does not lead forwards the encoded command to the leader over
+// the Raft port and gets the FSM's verdict back. Voters are added and
+// removed by an administrator (AddVoter, RemoveServer; nothing is removed
+// automatically); DescribeQuorum reports the quorum for Kafka's API 55.
+//
+// Broker registration with incarnations and endpoints, fencing, ISR
+// changes (AlterPartition), leader elections, reassignments and controlled
+// shutdown are commands (cluster.go) whose decisions are pure functions
+// shared with the active-controller loop to come (controller.go: elections,
+// placement, and the leader-only heartbeat tracker, which like Kafka's
+// never enters the log).
 //
 // Remote manifests are plain data here: this package does not import
 // tiering; the broker adapts tiering.ManifestStore to RemoteManifest,
@@ -26,10 +41,23 @@
 //     Store methods.
 //   - security.go: ACLs, SCRAM credentials, client quotas: records, their
 //     commands' rules, the Store methods, SecurityVersion.
-//   - store.go: Store: Raft wiring, proposals, reads, lifecycle.
+//   - cluster.go: broker registrations (v2: incarnation, endpoints,
+//     fencing), fencing/unfencing, AlterPartition, ElectLeaders,
+//     reassignments, controlled shutdown: records, rules, snapshot part,
+//     Store methods.
+//   - controller.go: controller decisions as pure functions (leader
+//     election, ISR shrink, reassignment completion, PlaceReplicas) and
+//     HeartbeatTracker.
+//   - store.go: Store: Raft wiring, bootstrap, reads, lifecycle.
+//   - quorum.go: roles and voters (ParseRoles, ParseVoters), proposals
+//     that reach the leader from any node, membership changes, the
+//     non-voter join loop, DescribeQuorum.
+//   - forward.go: the forwarding protocol (versioned, length-prefixed
+//     frames), its server and client.
 //   - transport.go: Raft transports; a TCP stream layer, optionally mutual
 //     TLS (Config.TLS), that closes the connections it accepted (Raft's own
-//     leaves their goroutines running).
+//     leaves their goroutines running); the mux that shares the Raft port
+//     with forwarding by the first byte of each connection.
 //   - internal/raftlog: hclog -> slog bridge for Raft's own logging.
 //
 // # Invariants
@@ -47,8 +75,19 @@
 //   - Snapshots are the full state in a versioned JSON document; Restore
 //     replaces the state entirely and refuses (with an error, not a panic)
 //     a format it does not know. Format 2 adds remote manifests to format 1,
-//     format 3 adds the security state to format 2; Persist writes the
-//     oldest format that holds the state, and all three are read.
+//     format 3 adds the security state to format 2, format 4 adds broker
+//     registrations (incarnations, endpoints, fencing) and reassignments;
+//     Persist writes the oldest format that holds the state, and all four
+//     are read.
+//   - Partitions: the leader is -1 or an ISR member that is registered,
+//     unfenced and not shutting down; the ISR is a subset of the replicas
+//     and never shrinks below one member (the last one stays, leaderless);
+//     LeaderEpoch increases on every change of leader (to and from -1
+//     too), PartitionEpoch on every change of replicas, ISR or leader, so
+//     no (partition, leader epoch) ever names two leaders. A RegisterBroker
+//     (v1) broker starts unfenced and never expires; a RegisterBrokerV2
+//     broker starts fenced, and a new incarnation replaces (and fences)
+//     the old one.
 //   - Security values are concrete and checked by the FSM (ACL codes that
 //     name one resource type, pattern, operation and permission; SCRAM
 //     mechanism and iteration bounds; quota entities, keys and finite
@@ -67,11 +106,25 @@
 //     DeleteTopic drops a topic's manifests.
 //   - Producer ids are handed out in disjoint, increasing blocks, also across
 //     restarts (the counter is in the replicated state).
-//   - A fresh directory is bootstrapped once (raft.HasExistingState); a
-//     restart resumes from the latest snapshot plus the log tail and never
-//     re-bootstraps. The first leader of a fresh cluster proposes InitCluster
+//   - A fresh directory of a voter is bootstrapped once
+//     (raft.HasExistingState) with the configured voters, addresses exactly
+//     as given, so that every voter writes the same first entry; a restart
+//     resumes from the latest snapshot plus the log tail and never
+//     re-bootstraps. A non-voter never bootstraps: it starts empty and
+//     asks the leader to add it (idempotently, at every start). The first leader of a fresh cluster proposes InitCluster
 //     with a random Kafka-style id (22 characters of base64url); later
 //     InitClusters are no-ops, so the first committed id wins.
+//   - Forwarding never makes an outcome up. A refusal before anything
+//     was written (not the leader, nobody reachable) is retried, following
+//     leader changes, until the caller's deadline (30 s without one); then
+//     the error is ErrNotLeader. A proposal whose fate is unknown (the
+//     leader lost leadership or the connection after taking it) is not
+//     retried, since it might apply twice: it fails with ErrNotLeader
+//     saying it may still be applied, as a local leadership loss does.
+//     The leader decodes a forwarded command before appending it, so a
+//     command it does not know is refused, never logged. A forwarding node
+//     returns only once it has applied the entry itself (or its caller's
+//     context ended), so its own reads see its writes.
 //
 // # Concurrency
 //
@@ -93,4 +146,14 @@
 // resolve futures still queued for the FSM at shutdown), then shuts Raft
 // down, waits for run, and closes the bolt store. After Close no goroutine
 // of this package remains.
+//
+// The TCP transport's mux (transport.go) owns an accept goroutine and one
+// goroutine per accepted connection until its first byte is read; a
+// forwarded request is served on that goroutine and waits on Raft only
+// through do, so Raft's Shutdown, which closes the mux and waits for its
+// goroutines, cannot deadlock with it. Forwarding clients run on their
+// caller's goroutine; DescribeQuorum polls replicas on goroutines it waits
+// for. A broker-only node runs a join goroutine owned by the Store. After
+// draining, Close cancels a stop context that ends forwarding waits and
+// the join loop.
 package metadata

@@ -51,8 +51,9 @@ type topicRec struct {
 
 // state is the whole cluster metadata. Only the FSM goroutine writes it.
 type state struct {
-	clusterID      string
-	brokers        map[int32]*brokerRec
+	clusterID string
+	// brokers: every registration, v1 ones included (cluster.go).
+	brokers        map[int32]*brokerRegRec
 	topics         map[uuid.UUID]*topicRec
 	names          map[string]uuid.UUID // derived index: name -> id
 	nextProducerID int64
@@ -64,17 +65,21 @@ type state struct {
 	acls   map[aclRec]struct{}
 	scram  map[scramKeyRec]*scramRec
 	quotas map[quotaEntityRec]map[string]float64
+	// reassigns holds the ongoing reassignments of existing partitions
+	// (cluster.go).
+	reassigns map[partKey]*reassignRec
 }
 
 func newState() *state {
 	return &state{
-		brokers:   map[int32]*brokerRec{},
+		brokers:   map[int32]*brokerRegRec{},
 		topics:    map[uuid.UUID]*topicRec{},
 		names:     map[string]uuid.UUID{},
 		manifests: map[partKey]*manifestRec{},
 		acls:      map[aclRec]struct{}{},
 		scram:     map[scramKeyRec]*scramRec{},
 		quotas:    map[quotaEntityRec]map[string]float64{},
+		reassigns: map[partKey]*reassignRec{},
 	}
 }
 
@@ -90,6 +95,7 @@ func (s *state) clone() *state {
 		acls:           maps.Clone(s.acls),
 		scram:          maps.Clone(s.scram),
 		quotas:         maps.Clone(s.quotas),
+		reassigns:      maps.Clone(s.reassigns),
 	}
 }
 
@@ -103,6 +109,10 @@ type applyResult struct {
 	// DeleteACLs: the bindings that existed and were removed, in command
 	// order.
 	removedACLs []aclRec
+	// AlterPartition: the partition after the command.
+	partition partitionRec
+	// ElectLeaders: one result per partition tried.
+	elections []ElectionResult
 }
 
 // fsm is the raft.FSM of the metadata state.
@@ -180,6 +190,20 @@ func (f *fsm) apply(c command) applyResult {
 	case *alterClientQuotasV1:
 		security = true
 		changed, res.err = f.alterClientQuotas(c)
+	case *registerBrokerV2:
+		changed, res.err = f.registerBrokerV2(c)
+	case *fenceBrokerV1:
+		changed, res.err = f.fenceBroker(c)
+	case *unfenceBrokerV1:
+		changed, res.err = f.unfenceBroker(c)
+	case *controlledShutdownV1:
+		changed, res.err = f.controlledShutdown(c)
+	case *alterPartitionV1:
+		changed, res.partition, res.err = f.alterPartition(c)
+	case *electLeadersV1:
+		changed, res.elections, res.err = f.electLeaders(c)
+	case *reassignPartitionV1:
+		changed, res.err = f.reassignPartition(c)
 	default:
 		t, v := c.kind()
 		panic(fmt.Sprintf("metadata: decoded command %s v%d has no FSM handler", t, v))
@@ -215,10 +239,13 @@ func (f *fsm) registerBroker(c *registerBrokerV1) (bool, error) {
 	if b.Port < 0 || b.Port > math.MaxUint16 {
 		return false, fmt.Errorf("register broker %d: port %d out of range: %w", b.ID, b.Port, ErrInvalidArgument)
 	}
-	if old, ok := f.st.brokers[b.ID]; ok && *old == b {
+	// Version 1 keeps its meaning: the broker is (re)registered unfenced
+	// with one PLAINTEXT endpoint, replacing any registration.
+	rec := legacyBrokerRec(b)
+	if old, ok := f.st.brokers[b.ID]; ok && old.equal(rec) {
 		return false, nil
 	}
-	f.st.brokers[b.ID] = &b
+	f.st.brokers[b.ID] = rec
 	return true, nil
 }
 
@@ -245,6 +272,9 @@ func (f *fsm) createTopic(c *createTopicV1) (bool, error) {
 		return false, fmt.Errorf("create topic %q: no partitions: %w", t.Name, ErrInvalidPartitions)
 	}
 	parts, err := newPartitions(0, t.Partitions)
+	if err == nil {
+		err = f.st.checkLeadersLive(parts)
+	}
 	if err != nil {
 		return false, fmt.Errorf("create topic %q: %w", t.Name, err)
 	}
@@ -276,6 +306,7 @@ func (f *fsm) deleteTopic(c *deleteTopicV1) (bool, error) {
 	// means the same on every replica.)
 	for i := range t.Partitions {
 		delete(f.st.manifests, partKey{t.ID, int32(i)})
+		delete(f.st.reassigns, partKey{t.ID, int32(i)})
 	}
 	return true, nil
 }
@@ -289,6 +320,9 @@ func (f *fsm) createPartitions(c *createPartitionsV1) (bool, error) {
 		return false, fmt.Errorf("create partitions %q: nothing to add: %w", t.Name, ErrInvalidPartitions)
 	}
 	parts, err := newPartitions(len(t.Partitions), c.Partitions)
+	if err == nil {
+		err = f.st.checkLeadersLive(parts)
+	}
 	if err != nil {
 		return false, fmt.Errorf("create partitions %q: %w", t.Name, err)
 	}
@@ -450,7 +484,7 @@ func (f *fsm) brokers() []Broker {
 	f.mu.RLock()
 	out := make([]Broker, 0, len(f.st.brokers))
 	for _, b := range f.st.brokers {
-		out = append(out, Broker{ID: b.ID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+		out = append(out, b.public())
 	}
 	f.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
@@ -461,7 +495,7 @@ func (f *fsm) topics() []Topic {
 	f.mu.RLock()
 	out := make([]Topic, 0, len(f.st.topics))
 	for _, t := range f.st.topics {
-		out = append(out, t.public())
+		out = append(out, f.st.publicTopic(t))
 	}
 	f.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Topic) int { return cmp.Compare(a.Name, b.Name) })
@@ -475,7 +509,7 @@ func (f *fsm) topic(name string) (Topic, bool) {
 	if !ok {
 		return Topic{}, false
 	}
-	return f.st.topics[id].public(), true
+	return f.st.publicTopic(f.st.topics[id]), true
 }
 
 func (f *fsm) topicByID(id uuid.UUID) (Topic, bool) {
@@ -485,7 +519,7 @@ func (f *fsm) topicByID(id uuid.UUID) (Topic, bool) {
 	if !ok {
 		return Topic{}, false
 	}
-	return t.public(), true
+	return f.st.publicTopic(t), true
 }
 
 func (f *fsm) nextProducerID() int64 {
@@ -529,10 +563,13 @@ func (t *topicRec) public() Topic {
 //	1: cluster id, brokers, topics, next producer id.
 //	2: format 1 plus "remote_manifests".
 //	3: format 2 plus "acls", "scram_credentials" and "client_quotas".
+//	4: format 3 plus "broker_registrations" (which replace "brokers",
+//	   then always null) and "reassignments" (cluster.go).
 //
 // Persist writes the oldest format that can hold the state: format 1 as
 // long as no remote manifest and no security state exists, format 2 while
-// there is no security state. A voter still running an older binary can
+// there is no security state, format 3 while every broker is a RegisterBroker
+// (v1) one and no reassignment runs. A voter still running an older binary can
 // then install snapshots from upgraded peers until the new feature is
 // actually used (which needs every voter upgraded anyway, for the
 // commands).
@@ -541,6 +578,7 @@ const (
 	snapshotFormatV1 = 1
 	snapshotFormatV2 = 2
 	snapshotFormatV3 = 3
+	snapshotFormatV4 = 4
 )
 
 type snapshotV1 struct {
@@ -567,6 +605,16 @@ type snapshotV3 struct {
 	ACLs             []aclRec    `json:"acls"`
 	ScramCredentials []*scramRec `json:"scram_credentials"`
 	ClientQuotas     []*quotaRec `json:"client_quotas"`
+}
+
+// snapshotV4's JSON is snapshotV3's fields (with "brokers" null) followed by
+// every broker registration by id and the reassignments by topic id, then
+// partition. A format 4 document without anything that needs it is not
+// canonical and is refused.
+type snapshotV4 struct {
+	snapshotV3
+	BrokerRegistrations []*brokerRegRec `json:"broker_registrations"`
+	Reassignments       []*reassignRec  `json:"reassignments"`
 }
 
 // Snapshot captures the state. Raft calls it on the FSM goroutine, so
@@ -616,16 +664,18 @@ func (s *fsmSnapshot) Release() {}
 // *snapshotV2 when there are remote manifests, a *snapshotV3 when there is
 // security state.
 func encodeSnapshot(st *state) any {
+	cluster := st.needsFormat4()
 	snap := snapshotV1{
 		Format:         snapshotFormatV1,
 		ClusterID:      st.clusterID,
-		Brokers:        slices.Collect(maps.Values(st.brokers)),
 		Topics:         slices.Collect(maps.Values(st.topics)),
 		NextProducerID: st.nextProducerID,
 	}
-	slices.SortFunc(snap.Brokers, func(a, b *brokerRec) int { return cmp.Compare(a.ID, b.ID) })
+	if !cluster {
+		snap.Brokers = legacyBrokerRecs(st)
+	}
 	slices.SortFunc(snap.Topics, func(a, b *topicRec) int { return cmp.Compare(a.Name, b.Name) })
-	if len(st.manifests) == 0 && !st.hasSecurity() {
+	if len(st.manifests) == 0 && !st.hasSecurity() && !cluster {
 		return &snap
 	}
 	snap.Format = snapshotFormatV2
@@ -634,13 +684,19 @@ func encodeSnapshot(st *state) any {
 		v2.RemoteManifests = slices.Collect(maps.Values(st.manifests))
 		slices.SortFunc(v2.RemoteManifests, compareManifests)
 	}
-	if !st.hasSecurity() {
+	if !st.hasSecurity() && !cluster {
 		return &v2
 	}
 	v2.Format = snapshotFormatV3
 	v3 := &snapshotV3{snapshotV2: v2}
 	encodeSecurity(st, v3)
-	return v3
+	if !cluster {
+		return v3
+	}
+	v3.Format = snapshotFormatV4
+	v4 := &snapshotV4{snapshotV3: *v3}
+	encodeCluster(st, v4)
+	return v4
 }
 
 // decodeSnapshot parses and checks a snapshot. It never panics, whatever the
@@ -656,6 +712,7 @@ func decodeSnapshot(data []byte) (*state, error) {
 		snap      snapshotV1
 		manifests []*manifestRec
 		security  snapshotV3 // only its security fields
+		cluster   snapshotV4 // only its cluster fields
 	)
 	switch hdr.Format {
 	case snapshotFormatV1:
@@ -673,8 +730,17 @@ func decodeSnapshot(data []byte) (*state, error) {
 			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 		}
 		snap, manifests = security.snapshotV1, security.RemoteManifests
+	case snapshotFormatV4:
+		if err := decodeStrict(data, &cluster); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+		}
+		if len(cluster.Brokers) > 0 {
+			return nil, fmt.Errorf("%w: format 4 lists brokers under broker_registrations only", errUnsupportedSnapshot)
+		}
+		security = cluster.snapshotV3
+		snap, manifests = security.snapshotV1, security.RemoteManifests
 	default:
-		return nil, fmt.Errorf("%w: format %d (this binary reads %d to %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormatV1, snapshotFormatV3)
+		return nil, fmt.Errorf("%w: format %d (this binary reads %d to %d)", errUnsupportedSnapshot, hdr.Format, snapshotFormatV1, snapshotFormatV4)
 	}
 	st := newState()
 	st.clusterID = snap.ClusterID
@@ -689,7 +755,10 @@ func decodeSnapshot(data []byte) (*state, error) {
 		if _, dup := st.brokers[b.ID]; dup {
 			return nil, fmt.Errorf("%w: broker %d listed twice", errUnsupportedSnapshot, b.ID)
 		}
-		st.brokers[b.ID] = b
+		st.brokers[b.ID] = legacyBrokerRec(*b)
+	}
+	if err := restoreBrokers(st, cluster.BrokerRegistrations); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
 	}
 	for _, t := range snap.Topics {
 		if t == nil {
@@ -727,6 +796,12 @@ func decodeSnapshot(data []byte) (*state, error) {
 	}
 	if err := restoreSecurity(st, security.ACLs, security.ScramCredentials, security.ClientQuotas); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+	}
+	if err := restoreCluster(st, cluster.Reassignments); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUnsupportedSnapshot, err)
+	}
+	if hdr.Format == snapshotFormatV4 && !st.needsFormat4() {
+		return nil, fmt.Errorf("%w: format 4 without broker registrations or reassignments that need it", errUnsupportedSnapshot)
 	}
 	return st, nil
 }

@@ -368,7 +368,7 @@ func sampleCommands() []command {
 		&addRemoteSegmentV1{TopicID: idA, Partition: 2, Segment: seg("t0", 1000, 1999)},
 		&removeRemoteSegmentsV1{TopicID: idA, Partition: 2, IDs: []string{"t0"}},
 		&removeRemoteSegmentsV1{TopicID: idB, Partition: 0, LogStartOffset: 42},
-	}, sampleSecurityCommands()...)
+	}, append(sampleSecurityCommands(), sampleClusterCommands()...)...)
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {

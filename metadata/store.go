@@ -49,6 +49,8 @@ type Store struct {
 	// trans is closed by Raft on Shutdown; kept to close a TCP transport's
 	// pooled outbound connections, which its Close leaves open.
 	trans closableTransport
+	// q: forwarding to the leader, membership, DescribeQuorum (quorum.go).
+	q quorumState
 
 	observations chan raft.Observation
 	observer     *raft.Observer
@@ -106,7 +108,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata log cache: %w", err)
 	}
-	trans, err := newTransport(cfg, hl.Named("transport"))
+	trans, mux, err := newTransport(cfg, hl.Named("transport"))
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +123,16 @@ func Open(cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect metadata state in %s: %w", cfg.Dir, err)
 	}
-	if !existing {
+	// Every voter of a fresh cluster bootstraps the same configuration
+	// (the addresses exactly as configured: Raft compares the entries);
+	// whichever wins the first election commits it. A node that is not a
+	// voter starts empty and receives the configuration from the leader
+	// once it has joined.
+	if !existing && cfg.isVoter() {
 		conf := raft.Configuration{}
 		for _, v := range cfg.voters() {
 			addr := raft.ServerAddress(v.Addr)
-			if v.ID == cfg.NodeID {
+			if v.Addr == "" {
 				addr = trans.LocalAddr()
 			}
 			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: serverID(v.ID), Address: addr})
@@ -150,6 +157,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		observations: make(chan raft.Observation, 1),
 		closing:      make(chan struct{}),
 		ready:        make(chan struct{}),
+		q:            newQuorumState(mux),
 	}
 	s.observer = raft.NewObserver(s.observations, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
@@ -158,7 +166,14 @@ func Open(cfg Config) (_ *Store, err error) {
 	r.RegisterObserver(s.observer)
 	s.wg.Add(1)
 	go s.run()
-	logger.Info("metadata store opened", "dir", cfg.Dir, "raft_addr", trans.LocalAddr(), "bootstrapped", !existing)
+	if mux != nil {
+		mux.start(s.serveForward)
+	}
+	if !cfg.isVoter() {
+		s.wg.Add(1)
+		go s.join()
+	}
+	logger.Info("metadata store opened", "dir", cfg.Dir, "raft_addr", trans.LocalAddr(), "bootstrapped", !existing && cfg.isVoter(), "roles", cfg.roles().String())
 	return s, nil
 }
 
@@ -313,6 +328,7 @@ func (s *Store) close() error {
 		s.log.Warn("metadata: closing with commands still in flight", "count", s.inflight.count())
 	}
 	close(s.closing)
+	s.q.stop()
 	s.raft.DeregisterObserver(s.observer)
 	// Shutdown waits for Raft's goroutines and closes the transport.
 	err := s.raft.Shutdown().Error()
@@ -425,31 +441,7 @@ func (s *Store) do(ctx context.Context, op func() raft.Future) (any, error) {
 	}
 }
 
-// propose encodes c, applies it through Raft and returns the FSM's verdict.
-func (s *Store) propose(ctx context.Context, op string, c command) (applyResult, error) {
-	if err := ctx.Err(); err != nil {
-		return applyResult{}, fmt.Errorf("%s: %w", op, err)
-	}
-	if s.inflight.isClosed() {
-		return applyResult{}, fmt.Errorf("%s: %w", op, ErrClosed)
-	}
-	if s.raft.State() != raft.Leader {
-		return applyResult{}, s.notLeader(op)
-	}
-	data, err := encodeCommand(c)
-	if err != nil {
-		return applyResult{}, fmt.Errorf("%s: %w", op, err)
-	}
-	resp, err := s.do(ctx, func() raft.Future { return s.raft.Apply(data, enqueueTimeout) })
-	if err != nil {
-		return applyResult{}, s.raftError(op, err)
-	}
-	res, ok := resp.(applyResult)
-	if !ok {
-		return applyResult{}, fmt.Errorf("%s: unexpected FSM response %T", op, resp)
-	}
-	return res, res.err
-}
+// propose (quorum.go) sends commands to the leader, forwarding when needed.
 
 func (s *Store) notLeader(op string) error {
 	if id, ok := s.LeaderID(); ok {

@@ -547,7 +547,7 @@ func TestStoreThreeVoters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-voter election takes a few seconds")
 	}
-	ctx := waitCtx(t)
+	ctx := clusterCtx(t)
 	addrs := freeAddrs(t, 3)
 	voters := []Voter{{ID: 1, Addr: addrs[0]}, {ID: 2, Addr: addrs[1]}, {ID: 3, Addr: addrs[2]}}
 	fast := func(rc *raft.Config) {
@@ -569,42 +569,50 @@ func TestStoreThreeVoters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// With timeouts this short, a loaded machine may move leadership at any
+	// time: find the leader by waiting for agreement, and write through a
+	// follower, which forwards to whoever leads (createTopicRetry retries
+	// a write whose outcome a leadership change left unknown).
 	var leader *Store
 	var followers []*Store
-	for _, s := range stores {
-		if s.raft.State() == raft.Leader {
-			leader = s
-		} else {
-			followers = append(followers, s)
+	eventually(t, ctx, "a leader known to every voter", func() bool {
+		leader, followers = nil, nil
+		for _, s := range stores {
+			if s.raft.State() == raft.Leader {
+				leader = s
+			} else {
+				followers = append(followers, s)
+			}
 		}
+		if leader == nil || len(followers) != 2 {
+			return false
+		}
+		for _, f := range followers {
+			if id, ok := f.LeaderID(); !ok || id != leader.cfg.NodeID {
+				return false
+			}
+		}
+		return true
+	})
+	writer := followers[0]
+	createTopicRetry(t, ctx, writer, testTopic("t", 1))
+	want, ok := writer.Topic("t")
+	if !ok {
+		t.Fatal("a follower's forwarded write is not visible in its reads on return")
 	}
-	if leader == nil || len(followers) != 2 {
-		t.Fatalf("no single leader among %d stores", len(stores))
-	}
-	err := followers[0].CreateTopic(ctx, testTopic("t", 1))
-	if !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("write on a follower: %v, want ErrNotLeader", err)
-	}
-	if id, ok := followers[0].LeaderID(); !ok || id != leader.cfg.NodeID {
-		t.Errorf("follower sees leader %d, %v; want %d", id, ok, leader.cfg.NodeID)
-	}
-	if err := leader.CreateTopic(ctx, testTopic("t", 1)); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := leader.Topic("t")
-	for _, f := range followers {
+	for _, f := range stores {
 		for {
 			watch := f.Watch()
 			if got, ok := f.Topic("t"); ok {
-				if !reflect.DeepEqual(got, want) || f.ClusterID() != leader.ClusterID() {
-					t.Errorf("follower %d has %+v / %q, leader %+v / %q", f.cfg.NodeID, got, f.ClusterID(), want, leader.ClusterID())
+				if !reflect.DeepEqual(got, want) || f.ClusterID() != writer.ClusterID() {
+					t.Errorf("node %d has %+v / %q, node %d %+v / %q", f.cfg.NodeID, got, f.ClusterID(), writer.cfg.NodeID, want, writer.ClusterID())
 				}
 				break
 			}
 			select {
 			case <-watch:
 			case <-ctx.Done():
-				t.Fatalf("follower %d never saw the topic", f.cfg.NodeID)
+				t.Fatalf("node %d never saw the topic", f.cfg.NodeID)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -20,21 +21,31 @@ type closableTransport interface {
 	raft.WithClose
 }
 
-func newTransport(cfg Config, hl hclog.Logger) (closableTransport, error) {
+// newTransport builds Raft's transport. With TCP it also returns the
+// muxStream under it, through which the store serves and sends forwarded
+// requests on the same port; with the in-memory transport mux is nil.
+func newTransport(cfg Config, hl hclog.Logger) (closableTransport, *muxStream, error) {
 	if cfg.RaftAddr == "" {
 		// A fixed address: it is recorded in the Raft configuration, so it
 		// should not change between restarts.
 		_, t := raft.NewInmemTransport(raft.ServerAddress("strata-metadata-" + string(serverID(cfg.NodeID))))
-		return t, nil
+		return t, nil, nil
 	}
+	// The advertised address is the string peers were given, verbatim:
+	// the Raft configuration, leader hints and TLS server names all use
+	// it, and every voter must bootstrap identical entries.
 	var advertise net.Addr
 	for _, v := range cfg.voters() {
 		if v.ID == cfg.NodeID && v.Addr != "" {
-			a, err := net.ResolveTCPAddr("tcp", v.Addr)
-			if err != nil {
-				return nil, fmt.Errorf("metadata raft advertise address %q: %w", v.Addr, err)
-			}
-			advertise = a
+			advertise = stringAddr(v.Addr)
+		}
+	}
+	if advertise == nil && cfg.RaftAdvertiseAddr != "" {
+		advertise = stringAddr(cfg.RaftAdvertiseAddr)
+	}
+	if advertise != nil {
+		if _, _, err := net.SplitHostPort(advertise.String()); err != nil {
+			return nil, nil, fmt.Errorf("metadata raft advertise address %q: %w", advertise, err)
 		}
 	}
 	var serverTLS, clientTLS *tls.Config
@@ -43,15 +54,23 @@ func newTransport(cfg Config, hl hclog.Logger) (closableTransport, error) {
 	}
 	stream, err := listenTCP(cfg.RaftAddr, advertise, serverTLS, clientTLS)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	mux := newMuxStream(stream)
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
+		Stream:  mux,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl,
-	}), nil
+	}), mux, nil
 }
+
+// stringAddr is an advertised address kept as configured (a host name
+// stays a host name).
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
 
 // tlsHandshakeTimeout bounds the server side of a TLS handshake, so that a
 // peer (or a port scanner) that connects and says nothing does not hold a
@@ -245,4 +264,137 @@ func (c *tlsServerConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// forwardMarker is the first byte a forwarding client sends on a new
+// connection. hashicorp/raft's NetworkTransport starts every connection
+// with an RPC type byte, 0 (AppendEntries) to 4 (RequestPreVote) in
+// v1.8; a byte far from that range leaves room for the ones it may add.
+// With TLS the byte is the first one inside the encrypted stream.
+const forwardMarker byte = 0xA7
+
+// classifyTimeout bounds how long an accepted connection may stay silent
+// before its first byte tells who it is for. Raft and the forwarding
+// client both write at once after dialing.
+const classifyTimeout = 10 * time.Second
+
+// muxStream shares the Raft port between Raft and the forwarding server:
+// it accepts connections from the TCP stream layer, reads the first byte
+// of each, and hands the connection to the forwarding server when it is
+// forwardMarker and to Raft (byte replayed) otherwise.
+//
+// The accept loop starts with start, once the store exists; until then
+// connections wait in the listen backlog. Close closes the TCP stream
+// (listener and every accepted connection, which ends the per-connection
+// goroutines blocked on reads) and waits for all goroutines of the mux.
+// The forwarding handler must therefore never block on anything that
+// Close does not also end (the store's handlers wait only through
+// Store.do, which returns once the store is closing).
+type muxStream struct {
+	*tcpStream
+	raftConns chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	startOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+var _ raft.StreamLayer = (*muxStream)(nil)
+
+func newMuxStream(s *tcpStream) *muxStream {
+	return &muxStream{tcpStream: s, raftConns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// start runs the accept loop; forward serves each connection that starts
+// with forwardMarker (the marker already consumed) and must close it.
+func (m *muxStream) start(forward func(net.Conn)) {
+	m.startOnce.Do(func() {
+		m.wg.Add(1)
+		go m.acceptLoop(forward)
+	})
+}
+
+func (m *muxStream) acceptLoop(forward func(net.Conn)) {
+	defer m.wg.Done()
+	for {
+		c, err := m.tcpStream.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (out of file descriptors, ...): back off a little.
+			select {
+			case <-m.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		m.wg.Add(1)
+		go m.classify(c, forward)
+	}
+}
+
+func (m *muxStream) classify(c net.Conn, forward func(net.Conn)) {
+	defer m.wg.Done()
+	var first [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(classifyTimeout))
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if first[0] == forwardMarker {
+		forward(c)
+		return
+	}
+	pc := &prefixConn{Conn: c, first: first[0], pending: true}
+	select {
+	case m.raftConns <- pc:
+	case <-m.done:
+		_ = c.Close()
+	}
+}
+
+// Accept returns the next connection meant for Raft.
+func (m *muxStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftConns:
+		return c, nil
+	case <-m.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the listener and every accepted connection and waits for
+// the mux's goroutines. Idempotent.
+func (m *muxStream) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.done)
+		err = m.tcpStream.Close()
+		m.wg.Wait()
+	})
+	return err
+}
+
+// prefixConn replays the byte the mux read to classify the connection.
+type prefixConn struct {
+	net.Conn
+	first   byte
+	pending bool // only raft's connection goroutine reads: no lock
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if c.pending && len(p) > 0 {
+		p[0] = c.first
+		c.pending = false
+		return 1, nil
+	}
+	return c.Conn.Read(p)
 }
