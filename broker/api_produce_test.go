@@ -136,6 +136,10 @@ func TestProduceAcksZero(t *testing.T) {
 		t.Fatalf("next frame: corr %d err %v, want the ApiVersions answer (corr %d)", got, err, corr)
 	}
 	waitFor(t, "the acks=0 record to become durable", func() bool { return ts.hw(t, "a0", 0) == 1 })
+	// acks=0 requests have no response but are requests all the same.
+	waitFor(t, "the acks=0 produce counted", func() bool {
+		return metricValue(scrape(t, ts), "strata_broker_requests_total", `api="Produce"`) == 1
+	})
 	// A failed acks=0 produce closes the connection (Kafka's only way to tell).
 	rc.send(produceReq(0, "missing", 0, batchOf(-1, -1, -1, "x")))
 	if _, _, err := rc.readFrame(5 * time.Second); !errors.Is(err, io.EOF) {

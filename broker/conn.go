@@ -255,6 +255,10 @@ func (c *clientConn) writeLoop() {
 				failed = true
 				c.nc.Close()
 			}
+			if rep.none && rep.api == apiKeyProduce {
+				// acks=0 produce: handled, nothing to send; still a request.
+				c.s.observeRequest(rep)
+			}
 			continue
 		}
 		var err error
