@@ -71,6 +71,30 @@ func errorCode(log *slog.Logger, err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, metadata.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
+	// Cluster commands. ErrIneligibleReplica wraps ErrInvalidArgument, so
+	// it must be matched before it.
+	case errors.Is(err, metadata.ErrIneligibleReplica):
+		return kerr.IneligibleReplica.Code
+	case errors.Is(err, metadata.ErrUnknownBroker):
+		return kerr.BrokerIDNotRegistered.Code
+	case errors.Is(err, metadata.ErrStaleBrokerIncarnation):
+		return kerr.StaleBrokerEpoch.Code
+	case errors.Is(err, metadata.ErrFencedLeaderEpoch):
+		return kerr.FencedLeaderEpoch.Code
+	case errors.Is(err, metadata.ErrStalePartitionEpoch):
+		return kerr.InvalidUpdateVersion.Code
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, metadata.ErrNoReassignmentInProgress):
+		return kerr.NoReassignmentInProgress.Code
+	case errors.Is(err, metadata.ErrElectionNotNeeded):
+		return kerr.ElectionNotNeeded.Code
+	case errors.Is(err, metadata.ErrPreferredLeaderNotAvailable):
+		return kerr.PreferredLeaderNotAvailable.Code
+	case errors.Is(err, metadata.ErrEligibleLeadersNotAvailable):
+		return kerr.EligibleLeadersNotAvailable.Code
 	case errors.Is(err, metadata.ErrInvalidArgument):
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, metadata.ErrTopicExists):

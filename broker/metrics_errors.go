@@ -221,6 +221,29 @@ func tallyErrors(resp kmsg.Response, t *errorTally) bool {
 		}
 	case *kmsg.DescribeClusterResponse:
 		t.add(r.ErrorCode)
+	case *kmsg.ElectLeadersResponse:
+		t.add(r.ErrorCode)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.AlterPartitionAssignmentsResponse:
+		t.add(r.ErrorCode)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.ListPartitionReassignmentsResponse:
+		t.add(r.ErrorCode)
+	case *kmsg.DescribeQuorumResponse:
+		t.add(r.ErrorCode)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
 	default:
 		return false
 	}
