@@ -151,8 +151,8 @@ func (l *Log) writeBatches(batches []proto.Batch, firstOffset, total int64, m wr
 	if m.stamp {
 		epochChanged = l.epochs.assign(m.leaderEpoch, firstOffset)
 	}
+	l.commitProducers(act)
 	l.segMu.Unlock()
-	l.prod.commit()
 
 	if epochChanged {
 		// The cache is rebuilt from the batches' leader epochs on recovery,

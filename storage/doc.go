@@ -49,6 +49,71 @@
 // log start below the local start. ResetEmpty restarts an empty log (a lost
 // data directory) after the remote tier's end.
 //
+// # Compaction
+//
+// Compact is Kafka's log cleaner as a primitive (the broker decides when,
+// per topic with cleanup.policy=compact, from CleanableDirtyRatio): it
+// keeps the latest record of each key in the cleanable part of the log
+// (sealed segments wholly below the high watermark and older than
+// min.compaction.lag.ms, never the active segment), drops tombstones whose
+// KIP-534 delete horizon (set to now + delete.retention.ms in the batch by
+// the first cleaning that keeps them) has passed, drops keyless records,
+// and keeps control and transactional batches whole (until transactions
+// exist). The dirty part starts at the cleaner checkpoint; a key -> offset
+// map of 128-bit key hashes, bounded by CompactOptions.MaxOffsetMapBytes,
+// is built over it, several passes when it does not fit. Offsets never
+// change: rewritten batches keep base offset, last offset delta, producer
+// fields, leader epoch, max timestamp and codec, records keep their offset
+// deltas and timestamps. The last batch of every rewritten group, and the
+// batch with a producer's last data offset, survive at least as empty
+// batches, so cleaned segments end exactly where the old ones did and a
+// replay rebuilds idempotent producer state. Small segments are merged up
+// to segment.bytes (not on tiered logs: tiering names segments by base).
+//
+// A group of segments is written to <base>.{log,index,timeindex,txnindex}.cleaned
+// and fsynced, renamed to .swap (the .log last: the commit point), the
+// replaced segments' files removed, then the .swap files renamed to their
+// final names, with a directory fsync after each step. Open first removes
+// .cleaned files and completes a .swap: it removes every segment whose base
+// lies in the .swap's offset range, then renames it. So after a crash the
+// log holds either the old segments or the new one. Readers holding a
+// replaced segment keep reading its unlinked file; Compact holds mu only
+// for the swap and checks that the segments it read are still there
+// unchanged (retention or TruncateTo may have moved), else drops its work.
+//
+// # Transactions
+//
+// Producer state also tracks transactions, as Kafka's ProducerStateManager
+// does: a transactional batch (attribute bit 4) of an idempotent producer
+// opens a transaction at its first offset unless one is open; a
+// non-transactional batch while one is open is ErrInvalidTxnState; the
+// usual epoch rule (ErrInvalidProducerEpoch) applies to both. The
+// coordinator ends a transaction with AppendTxnMarker: a control batch in
+// Kafka's format (key {version 0, type 0 abort / 1 commit}, value {version
+// 0, coordinator epoch}); an older coordinator epoch than the producer's
+// last marker is ErrTransactionCoordinatorFenced. A marker for a producer
+// with no open transaction is written and ends nothing. An abort adds an
+// entry {producer id, first offset, marker offset, last stable offset} to
+// the marker segment's transaction index. Followers (AppendReplicated)
+// learn the same state from the copied batches without checks.
+//
+// LastStableOffset is the first offset of the earliest undecided
+// transaction (open, or ended by a marker the high watermark has not passed
+// yet, as Kafka keeps "unreplicated" transactions), capped at the high
+// watermark and raised to the log start. AbortedTransactions(from, to)
+// collects the aborts overlapping a fetched range from the transaction
+// indexes of the segment holding from onwards, stopping where an entry's
+// last stable offset shows no later abort can overlap (Kafka's
+// collectAbortedTxns). Producer snapshots (version 2) hold each producer's
+// open transaction and coordinator epoch; version 1 snapshots still load.
+// Open rebuilds the transaction index of every segment it rescans (the
+// active one always) and of every sealed one whose .txnindex is missing or
+// bad, by replaying batches from the newest snapshot at or below the first
+// such segment; a transaction that began in segments deleted since (and
+// not in a snapshot) cannot be indexed then. TruncateTo drops index entries
+// of markers past the cut and rebuilds open transactions with the rest of
+// producer state. Retention deletes a segment's .txnindex with it.
+//
 // # On-disk format
 //
 // A partition directory holds:
@@ -62,8 +127,15 @@
 //	00000000000000000000.timeindex  (max timestamp so far int64, offset - base
 //	                                uint32) at the same points, plus a final entry
 //	                                with the segment's max timestamp when sealed
+//	00000000000000000000.txnindex   aborted transactions whose abort marker is in
+//	                                the segment, Kafka's 34-byte entries (version
+//	                                int16 0, producer id, first offset, marker
+//	                                offset, last stable offset: int64s, big
+//	                                endian); written with the other indexes,
+//	                                empty when nothing was aborted
 //	<offset>.snapshot               producer state as of offset (written at rolls
-//	                                and at Close), CRC32C protected
+//	                                and at Close), CRC32C protected, with open
+//	                                transactions (producer.go has the format)
 //	leader-epoch-checkpoint         "0\n<n>\n<epoch> <start offset>\n"...
 //	log-start-offset, recovery-point  "0\n<offset>\n"
 //	remote-end                      "0\n<offset>\n": every offset below is in
@@ -74,6 +146,8 @@
 //	truncate-to                     "0\n<offset>\n": a TruncateTo in progress;
 //	                                Open finishes it, then removes the file
 //	.clean-shutdown                 present only between Close and the next Open
+//	cleaner-offset-checkpoint       "0\n<offset>\n": compaction's first dirty offset
+//	<base>.*.cleaned, <base>.*.swap  a compaction swap in progress (see Compaction)
 //
 // Segment files are named by their base offset zero-padded to 20 digits.
 // Checkpoints and snapshots are replaced atomically (temporary file, fsync,
@@ -89,7 +163,10 @@
 //
 //   - Offsets are dense and monotonic: Append assigns LEO, LEO+1, ...; every
 //     batch's base offset is the previous batch's last offset + 1, across
-//     segments, and recovery truncates rather than leave a gap.
+//     segments, and recovery truncates rather than leave a gap. Compaction
+//     removes records and whole batches inside sealed segments but never
+//     changes an offset, and each segment's last batch still ends where the
+//     next segment begins.
 //   - Nothing acknowledged is lost: WaitDurable returns only after the bytes
 //     of every offset below its argument were fdatasync'ed, and after the
 //     directory was fsynced when a segment file they live in was created.
@@ -146,7 +223,10 @@
 //     write scratch are mu-only.
 //   - segMu (RWMutex) guards what readers see: the segment list, each
 //     segment's size, indexes and timestamps, LEO, log start offset, the
-//     remote end, the epoch history. Writers hold mu and take segMu
+//     remote end, the epoch history, each segment's transaction index and
+//     the transactions holding the last stable offset back (published with
+//     the log end they belong to, before any high watermark advance that
+//     covers them). Writers hold mu and take segMu
 //     exclusively only to publish (after the write system call), so readers (Read,
 //     OffsetForTimestamp, EpochForOffset...) never wait for disk I/O of an
 //     append. Readers take segMu shared for a few in-memory lookups and do
@@ -161,9 +241,13 @@
 //     replicated target, its wakeups (Changed) and the sticky failure.
 //     AdvanceHighWatermark and SetHighWatermark hold segMu shared around
 //     it, so the log end they cap at cannot move under them.
+//   - cleanMu serializes Compact; it is held across a whole cleaning, which
+//     reads and writes files without mu and takes mu only to swap a group
+//     of segments in (and to read producer state and write its checkpoint).
 //
-// Lock order: mu -> flushMu -> hwCkptMu -> segMu -> fmu. No lock is held
-// across a blocking wait; WaitDurable holds none while it waits.
+// Lock order: cleanMu -> mu -> flushMu -> hwCkptMu -> segMu -> fmu. No
+// lock is held across a blocking wait; WaitDurable holds none while it
+// waits.
 //
 // Group commit: in safe mode every Append pokes the flusher; a flush round
 // snapshots LEO and the segments with unsynced bytes under segMu, fsyncs
@@ -182,5 +266,6 @@
 // child process mid-append. Both check that every offset WaitDurable
 // acknowledged survives with a valid CRC. TruncateTo has step hooks
 // (Log.testHook): tests stop it at each step in process and SIGKILL a child
-// at each step, then check that recovery ends at exactly the cut.
+// at each step, then check that recovery ends at exactly the cut. Compact's
+// segment swap has hooks the same way (compactStep*).
 package storage

@@ -242,9 +242,12 @@ func (l *Log) Sync() error {
 // a truncated one that would still look plausible.
 func (l *Log) writeIndexFiles(s *segment) error {
 	l.segMu.RLock()
-	idx, tidx := encodeOffsetIndex(s.index), encodeTimeIndex(s.tindex)
+	idx, tidx, txidx := encodeOffsetIndex(s.index), encodeTimeIndex(s.tindex), encodeTxnIndex(s.txns)
 	l.segMu.RUnlock()
 	if err := writeTmpRename(l.dir, indexName(s.base), idx); err != nil {
+		return err
+	}
+	if err := writeTmpRename(l.dir, txnIndexName(s.base), txidx); err != nil {
 		return err
 	}
 	return writeTmpRename(l.dir, timeIndexName(s.base), tidx)

@@ -164,6 +164,9 @@ const (
 	hwFile           = "high-watermark"
 	truncateFile     = "truncate-to"
 	cleanShutdownMrk = ".clean-shutdown"
+	cleanerFile      = "cleaner-offset-checkpoint" // first dirty offset (compact.go)
+	cleanedSuffix    = ".cleaned"                  // a segment being written by the cleaner
+	swapSuffix       = ".swap"                     // a cleaned segment committed, replacing others
 )
 
 // Log is one partition's log. See doc.go for the concurrency model; the
@@ -193,6 +196,9 @@ type Log struct {
 	epochs       epochCache
 	dirGen       uint64        // bumped when a file the log depends on is created
 	pendingSnaps []snapshotJob // producer snapshots taken at roll, written by the flusher
+	// unstable: the transactions that hold the last stable offset back
+	// (written with mu held too; txn.go).
+	unstable []txnRange
 
 	// flushMu serializes fsync rounds (the flusher, Sync, Close).
 	flushMu      sync.Mutex
@@ -225,6 +231,12 @@ type Log struct {
 	hwCkptMu sync.Mutex
 	hwCkpt   int64        // value in the checkpoint file, -1 when there is none
 	hwCkptAt atomic.Int64 // when it was written (ms, Options.Now); read without the lock to decide on a flusher poke
+
+	// Compaction (compact.go): cleanMu serializes Compact and is taken
+	// before mu.
+	cleanMu     sync.Mutex
+	cleanerCkpt atomic.Int64 // first dirty offset, as checkpointed
+	nextHorizon atomic.Int64 // earliest delete horizon (ms) of a tombstone the cleaner kept; MaxInt64: none known
 
 	repl     []proto.Batch     // AppendReplicated's scratch (mu only)
 	testHook func(step string) // set by crash tests before TruncateTo

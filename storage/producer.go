@@ -21,13 +21,25 @@ type batchMeta struct {
 	maxTs             int64
 }
 
-// producerEntry is the idempotence state of one producer id.
+// producerEntry is the idempotence and transaction state of one producer
+// id.
 type producerEntry struct {
 	epoch   int16
 	n       uint8
 	batches [producerWindow]batchMeta // oldest first
 	lastTs  int64
+
+	// coordEpoch is the coordinator epoch of the producer's last
+	// transaction marker (-1: none seen); older markers are fenced.
+	coordEpoch int32
+	// txnOngoing: a transaction of this producer is open (its first
+	// transactional batch is at txnFirst, its marker is not written yet).
+	txnOngoing bool
+	txnFirst   int64 // meaningful only when txnOngoing
 }
+
+// newProducerEntry is the state of a producer id not seen before.
+func newProducerEntry() producerEntry { return producerEntry{epoch: -1, coordEpoch: -1} }
 
 func (e *producerEntry) lastSeq() int32 {
 	if e.n == 0 {
@@ -85,14 +97,21 @@ type stagedEntry struct {
 	control bool
 }
 
-// producerState tracks idempotent producers. Guarded by Log.mu.
+// producerState tracks idempotent producers and their transactions.
+// Guarded by Log.mu.
 type producerState struct {
 	m      map[int64]*producerEntry
 	staged []stagedEntry // scratch of one Append
+	// ongoing mirrors the entries' open transactions: producer id -> first
+	// offset (txn.go).
+	ongoing map[int64]int64
+	// completed lists the transactions the staged batches end, in log order
+	// (scratch of one append, consumed by commitTxns).
+	completed []completedTxn
 }
 
 func newProducerState() producerState {
-	return producerState{m: make(map[int64]*producerEntry)}
+	return producerState{m: make(map[int64]*producerEntry), ongoing: make(map[int64]int64)}
 }
 
 // stage validates the idempotent batches of one append against the
@@ -102,7 +121,7 @@ func newProducerState() producerState {
 // returned as dup; nothing is staged then. logAppendTime >= 0 replaces the
 // batches' max timestamps.
 func (ps *producerState) stage(batches []proto.Batch, firstOffset, logAppendTime int64) (dup *batchMeta, err error) {
-	ps.staged = ps.staged[:0]
+	ps.resetStaged()
 	off := firstOffset
 	for i := range batches {
 		b := &batches[i]
@@ -123,11 +142,17 @@ func (ps *producerState) stage(batches []proto.Batch, firstOffset, logAppendTime
 		if err := st.check(b); err != nil {
 			return nil, err
 		}
+		if err := st.checkTxn(b); err != nil {
+			return nil, err
+		}
 		maxTs := b.MaxTimestamp
 		if logAppendTime >= 0 {
 			maxTs = logAppendTime
 		}
 		st.e.apply(b.ProducerEpoch, control, batchMeta{firstSeq: b.BaseSequence, lastSeq: ls, firstOff: first, lastOff: last, maxTs: maxTs})
+		if !control {
+			st.e.applyData(b.IsTransactional(), first)
+		}
 	}
 	return nil, nil
 }
@@ -138,7 +163,7 @@ func (ps *producerState) stagedFor(pid int64, cur *producerEntry) *stagedEntry {
 			return &ps.staged[i]
 		}
 	}
-	st := stagedEntry{pid: pid, known: cur != nil, e: producerEntry{epoch: -1}}
+	st := stagedEntry{pid: pid, known: cur != nil, e: newProducerEntry()}
 	if cur != nil {
 		st.e = *cur
 	}
@@ -173,7 +198,7 @@ func (st *stagedEntry) check(b *proto.Batch) error {
 // replica, once leader, detects duplicates and gaps as the old leader
 // would. The batches carry their final offsets.
 func (ps *producerState) stageReplicated(batches []proto.Batch) {
-	ps.staged = ps.staged[:0]
+	ps.resetStaged()
 	for i := range batches {
 		b := &batches[i]
 		if b.ProducerID < 0 {
@@ -184,52 +209,90 @@ func (ps *producerState) stageReplicated(batches []proto.Batch) {
 			firstSeq: b.BaseSequence, lastSeq: lastSeq(b.BaseSequence, b.LastOffsetDelta),
 			firstOff: b.BaseOffset, lastOff: b.BaseOffset + int64(b.LastOffsetDelta), maxTs: b.MaxTimestamp,
 		})
+		if !b.IsControl() {
+			st.e.applyData(b.IsTransactional(), b.BaseOffset)
+		} else if mk, ok := parseMarkerBatch(b); ok {
+			ps.stageEnd(st, mk, b.BaseOffset)
+		}
 	}
 }
 
 // commit makes the staged state current, after the batches were written.
-func (ps *producerState) commit() {
+// It reports whether a transaction opened or ended (the caller then
+// publishes the change: commitTxns).
+func (ps *producerState) commit() (txnChanged bool) {
 	for i := range ps.staged {
 		st := &ps.staged[i]
+		changed := st.e.txnOngoing
 		if p := ps.m[st.pid]; p != nil {
+			changed = p.txnOngoing != st.e.txnOngoing || p.txnFirst != st.e.txnFirst
 			*p = st.e
 		} else {
 			e := st.e
 			ps.m[st.pid] = &e
 		}
+		if !changed {
+			continue // the common case: no transaction began or ended
+		}
+		txnChanged = true
+		if st.e.txnOngoing {
+			ps.ongoing[st.pid] = st.e.txnFirst
+		} else {
+			delete(ps.ongoing, st.pid)
+		}
 	}
 	ps.staged = ps.staged[:0]
+	return txnChanged || len(ps.completed) > 0
 }
 
 // replay applies a stored batch without checks (recovery, like Kafka's
-// loading of producer state from the log).
-func (ps *producerState) replay(h *header) {
+// loading of producer state from the log). mk is the batch's transaction
+// marker when it is one; a marker that ends an open transaction returns it.
+func (ps *producerState) replay(h *header, mk *txnMarker) (done completedTxn, ended bool) {
 	if h.pid < 0 {
-		return
+		return completedTxn{}, false
 	}
 	e := ps.m[h.pid]
 	if e == nil {
-		e = &producerEntry{epoch: -1}
+		ne := newProducerEntry()
+		e = &ne
 		ps.m[h.pid] = e
 	}
 	e.apply(h.pepoch, h.isControl(), batchMeta{
 		firstSeq: h.baseSeq, lastSeq: lastSeq(h.baseSeq, h.lastDelta),
 		firstOff: h.base, lastOff: h.last(), maxTs: h.maxTs,
 	})
+	switch {
+	case !h.isControl():
+		e.applyData(h.attrs&attrTransactional != 0, h.base)
+	case mk != nil:
+		done, ended = e.applyEnd(h.pid, *mk, h.base)
+	}
+	if e.txnOngoing {
+		ps.ongoing[h.pid] = e.txnFirst
+	} else {
+		delete(ps.ongoing, h.pid)
+	}
+	return done, ended
 }
 
 // Snapshot format (ours), big endian:
 //
-//	version uint16 (1) | crc32c uint32 of everything after it | count uint32
-//	count * ( pid int64 | epoch int16 | lastTs int64 | n uint8 |
+//	version uint16 (2) | crc32c uint32 of everything after it | count uint32
+//	count * ( pid int64 | epoch int16 | lastTs int64 |
+//	          coordEpoch int32 | txnFirst int64 (-1: no open transaction) | n uint8 |
 //	          n * (firstSeq int32 | lastSeq int32 | firstOff int64 | lastOff int64 | maxTs int64) )
 //
+// Version 1 (before transactions) lacks coordEpoch and txnFirst; it still
+// loads, as producers with no transaction open and no marker seen.
 // Entries are sorted by producer id so equal states give equal files.
 const (
-	snapshotVersion = 1
-	snapshotHdr     = 2 + 4 + 4
-	snapEntryHdr    = 8 + 2 + 8 + 1
-	snapBatchSize   = 4 + 4 + 8 + 8 + 8
+	snapshotVersion   = 2
+	snapshotVersionV1 = 1
+	snapshotHdr       = 2 + 4 + 4
+	snapEntryHdrV1    = 8 + 2 + 8 + 1
+	snapEntryHdr      = snapEntryHdrV1 + 4 + 8
+	snapBatchSize     = 4 + 4 + 8 + 8 + 8
 )
 
 func (ps *producerState) encode() []byte {
@@ -249,6 +312,12 @@ func (ps *producerState) encode() []byte {
 		b = be.AppendUint64(b, uint64(pid))
 		b = be.AppendUint16(b, uint16(e.epoch))
 		b = be.AppendUint64(b, uint64(e.lastTs))
+		b = be.AppendUint32(b, uint32(e.coordEpoch))
+		txnFirst := int64(-1)
+		if e.txnOngoing {
+			txnFirst = e.txnFirst
+		}
+		b = be.AppendUint64(b, uint64(txnFirst))
 		b = append(b, e.n)
 		for _, m := range e.batches[:e.n] {
 			b = be.AppendUint32(b, uint32(m.firstSeq))
@@ -264,19 +333,40 @@ func (ps *producerState) encode() []byte {
 
 func decodeProducerSnapshot(b []byte) (map[int64]*producerEntry, error) {
 	be := binary.BigEndian
-	if len(b) < snapshotHdr || be.Uint16(b) != snapshotVersion || be.Uint32(b[2:]) != proto.CRC32C(b[6:]) {
+	if len(b) < snapshotHdr || be.Uint32(b[2:]) != proto.CRC32C(b[6:]) {
 		return nil, fmt.Errorf("producer snapshot header or checksum: %w", ErrCorrupt)
+	}
+	version := be.Uint16(b)
+	entryHdr := snapEntryHdr
+	switch version {
+	case snapshotVersion:
+	case snapshotVersionV1:
+		entryHdr = snapEntryHdrV1
+	default:
+		return nil, fmt.Errorf("producer snapshot version %d: %w", version, ErrCorrupt)
 	}
 	count := int(be.Uint32(b[6:]))
 	p := b[snapshotHdr:]
-	m := make(map[int64]*producerEntry, min(count, len(p)/snapEntryHdr))
+	m := make(map[int64]*producerEntry, min(count, len(p)/entryHdr))
 	for range count {
-		if len(p) < snapEntryHdr {
+		if len(p) < entryHdr {
 			return nil, fmt.Errorf("producer snapshot truncated: %w", ErrCorrupt)
 		}
 		pid := int64(be.Uint64(p))
-		e := &producerEntry{epoch: int16(be.Uint16(p[8:])), lastTs: int64(be.Uint64(p[10:])), n: p[18]}
-		p = p[snapEntryHdr:]
+		e := &producerEntry{epoch: int16(be.Uint16(p[8:])), lastTs: int64(be.Uint64(p[10:])), coordEpoch: -1}
+		if version == snapshotVersionV1 {
+			e.n = p[18]
+		} else {
+			e.coordEpoch = int32(be.Uint32(p[18:]))
+			switch first := int64(be.Uint64(p[22:])); {
+			case first >= 0:
+				e.txnOngoing, e.txnFirst = true, first
+			case first != -1:
+				return nil, fmt.Errorf("producer snapshot entry %d: transaction first offset %d: %w", pid, first, ErrCorrupt)
+			}
+			e.n = p[30]
+		}
+		p = p[entryHdr:]
 		if int(e.n) > producerWindow || len(p) < int(e.n)*snapBatchSize {
 			return nil, fmt.Errorf("producer snapshot entry %d: %w", pid, ErrCorrupt)
 		}

@@ -90,10 +90,10 @@ func isOwnTemp(name string) bool {
 		return false
 	}
 	switch stem {
-	case epochFile, logStartFile, remoteEndFile, recoveryFile, cleanShutdownMrk, hwFile, truncateFile:
+	case epochFile, logStartFile, remoteEndFile, recoveryFile, cleanShutdownMrk, hwFile, truncateFile, cleanerFile:
 		return true
 	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix, snapshotSuffix} {
+	for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix, snapshotSuffix} {
 		if _, ok := parseOffsetName(stem, suf); ok {
 			return true
 		}
@@ -102,6 +102,12 @@ func isOwnTemp(name string) bool {
 }
 
 func (l *Log) load() error {
+	// A compaction swap cut short by a crash is finished (or undone) first,
+	// so what follows sees whole segments only.
+	if err := l.recoverCleaner(); err != nil {
+		return fmt.Errorf("compaction recovery: %w", err)
+	}
+	l.loadCleanerState()
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -121,6 +127,8 @@ func (l *Log) load() error {
 		} else if b, ok := parseOffsetName(name, indexSuffix); ok {
 			indexFiles[b] = append(indexFiles[b], name)
 		} else if b, ok := parseOffsetName(name, timeIndexSuffix); ok {
+			indexFiles[b] = append(indexFiles[b], name)
+		} else if b, ok := parseOffsetName(name, txnIndexSuffix); ok {
 			indexFiles[b] = append(indexFiles[b], name)
 		}
 	}
@@ -339,6 +347,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, rp int64, epochsOK bool) e
 				last = true
 			}
 			s.size, s.synced, s.persisted = valid, 0, false
+			s.txns, s.txnStale = nil, true // rebuilt by loadProducers
 			if last {
 				s.firstTs = -1
 				if s.size > 0 {
@@ -368,6 +377,7 @@ func (l *Log) loadSegments(bases []int64, clean bool, rp int64, epochsOK bool) e
 			s.seal()
 			s.persisted = false
 		}
+		l.loadTxnIndex(s, end)
 	}
 	return nil
 }
@@ -499,20 +509,24 @@ func walkHeaders(s *segment, from, end int64, fn func(h *header, pos int64) bool
 }
 
 // loadProducers restores producer state: the newest snapshot at or below
-// the log end that decodes, then the batches after it.
+// the log end that decodes, then the batches after it. Transaction indexes
+// marked stale are rebuilt on the way, so the snapshot is taken at or
+// below the first of them (txnReplayLimit).
 func (l *Log) loadProducers() error {
 	from := l.segs[0].base
+	limit := l.txnReplayLimit()
 	offs := l.listSnapshots()
 	for i := len(offs) - 1; i >= 0; i-- {
 		off := offs[i]
-		if off > l.leo {
-			continue // deleteOldSnapshots removes it
+		if off > limit {
+			continue // newer than the replay start (past the log end: deleteOldSnapshots removes it)
 		}
 		b, err := os.ReadFile(l.path(snapshotName(off)))
 		if err == nil {
 			var m map[int64]*producerEntry
 			if m, err = decodeProducerSnapshot(b); err == nil {
-				l.prod.m, from = m, off
+				l.prod.load(m)
+				from = off
 				break
 			}
 		}
@@ -525,15 +539,20 @@ func (l *Log) loadProducers() error {
 		if s.next <= from {
 			continue
 		}
-		if err := walkHeaders(s, s.floorPos(from), s.size, func(h *header, _ int64) bool {
+		var rerr error
+		if err := walkHeaders(s, s.floorPos(from), s.size, func(h *header, pos int64) bool {
 			if h.base >= from {
-				l.prod.replay(h)
+				rerr = l.replayBatch(s, h, pos)
 			}
-			return true
+			return rerr == nil
 		}); err != nil {
 			return err
 		}
+		if rerr != nil {
+			return rerr
+		}
 	}
+	l.publishReplayedTxns()
 	return nil
 }
 
@@ -560,7 +579,7 @@ func (l *Log) resetTo(base int64) error {
 // removeSegmentFiles unlinks a segment's files; missing ones are fine.
 func (l *Log) removeSegmentFiles(base int64) error {
 	var errs []error
-	for _, name := range []string{segmentName(base), indexName(base), timeIndexName(base)} {
+	for _, name := range []string{segmentName(base), indexName(base), timeIndexName(base), txnIndexName(base)} {
 		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

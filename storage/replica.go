@@ -186,6 +186,7 @@ func (l *Log) applyCut(cut tailCut) error {
 	target.maxTs, target.maxTsOff, target.sinceIndex = cut.seg.maxTs, cut.seg.maxTsOff, cut.seg.sinceIndex
 	target.sealed, target.persisted = false, false
 	target.synced = min(target.synced, cut.pos)
+	target.txns = trimTxns(target.txns, cut.next) // aborts whose marker goes
 	switch {
 	case cut.pos == 0:
 		target.firstTs = -1
@@ -216,7 +217,7 @@ func (l *Log) applyCut(cut tailCut) error {
 	}
 	// The target's index files describe its longer past; it is active now
 	// (indexes are written again when it is sealed or at Close).
-	for _, name := range []string{indexName(target.base), timeIndexName(target.base)} {
+	for _, name := range []string{indexName(target.base), timeIndexName(target.base), txnIndexName(target.base)} {
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -72,6 +72,8 @@ type segment struct {
 	persisted bool  // index files written and fsynced for the current contents
 
 	sinceIndex int64 // bytes appended since the last offset index entry (mu only)
+
+	segTxns // transaction index (txnindex.go)
 }
 
 func newSegment(base int64, f *os.File) *segment {

@@ -101,8 +101,15 @@ func (c epochCache) within(base, end int64) []EpochEntry {
 type SegmentFiles struct {
 	Log              *os.File
 	Index, TimeIndex []byte
-	Size             int64 // bytes of Log that belong to the segment
-	seg              *segment
+	// TxnIndex is a copy of the segment's transaction index (Kafka's
+	// .txnindex format: 34-byte aborted transaction entries; empty when
+	// nothing was aborted in the segment), and TxnIndexPath the file that
+	// holds the same bytes while the segment is in the log, for tiering to
+	// upload with the segment.
+	TxnIndex     []byte
+	TxnIndexPath string
+	Size         int64 // bytes of Log that belong to the segment
+	seg          *segment
 }
 
 // Release drops the segment reference. Calling it again does nothing; it
@@ -132,11 +139,13 @@ func (l *Log) OpenSegment(base int64) (*SegmentFiles, error) {
 	}
 	s.ref()
 	return &SegmentFiles{
-		Log:       s.f,
-		Index:     encodeOffsetIndex(s.index),
-		TimeIndex: encodeTimeIndex(s.tindex),
-		Size:      s.size,
-		seg:       s,
+		Log:          s.f,
+		Index:        encodeOffsetIndex(s.index),
+		TimeIndex:    encodeTimeIndex(s.tindex),
+		TxnIndex:     encodeTxnIndex(s.txns),
+		TxnIndexPath: l.path(txnIndexName(s.base)),
+		Size:         s.size,
+		seg:          s,
 	}, nil
 }
 
