@@ -14,13 +14,16 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// fastRaft shortens Raft's timeouts so elections in tests take well under a
-// second. Leadership may then move on a loaded machine: tests write through
-// writeRetry or rely on forwarding, never on who leads.
+// fastRaft shortens Raft's timeouts so elections in tests take about a
+// second. Not shorter: under the race detector on a busy 2-core machine,
+// heartbeats starved for a few hundred milliseconds made leadership move
+// round and round and the cluster stopped making progress. Leadership may
+// still move: tests write through writeRetry or rely on forwarding, never
+// on who leads.
 func fastRaft(rc *raft.Config) {
-	rc.HeartbeatTimeout = 200 * time.Millisecond
-	rc.ElectionTimeout = 200 * time.Millisecond
-	rc.LeaderLeaseTimeout = 100 * time.Millisecond
+	rc.HeartbeatTimeout = 600 * time.Millisecond
+	rc.ElectionTimeout = 600 * time.Millisecond
+	rc.LeaderLeaseTimeout = 300 * time.Millisecond
 }
 
 // testCluster runs Stores on loopback TCP in this process, each with its
@@ -146,7 +149,7 @@ func (c *testCluster) follower(ctx context.Context) *Store {
 // clusterCtx bounds a multi-node test: elections, restarts and catch-up
 // under -race on a loaded machine need more than waitCtx's 10 s.
 func clusterCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -551,9 +551,9 @@ func TestStoreThreeVoters(t *testing.T) {
 	addrs := freeAddrs(t, 3)
 	voters := []Voter{{ID: 1, Addr: addrs[0]}, {ID: 2, Addr: addrs[1]}, {ID: 3, Addr: addrs[2]}}
 	fast := func(rc *raft.Config) {
-		rc.HeartbeatTimeout = 200 * time.Millisecond
-		rc.ElectionTimeout = 200 * time.Millisecond
-		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.HeartbeatTimeout = 600 * time.Millisecond
+		rc.ElectionTimeout = 600 * time.Millisecond
+		rc.LeaderLeaseTimeout = 300 * time.Millisecond
 	}
 	stores := make([]*Store, 3)
 	for i, v := range voters {
