@@ -40,6 +40,8 @@ type topicState struct {
 	cfg      topicConfig
 	parts    []*partition
 	attrs    metric.MeasurementOption // topic=<name>, built once for hot-path metrics
+
+	warnedTieredCompact bool // retention loop only
 }
 
 type partition struct {
@@ -225,7 +227,40 @@ func (ps *partitions) enforceRetention() {
 			} else if n > 0 {
 				ps.s.log.Info("deleted segments past retention", "topic", t.name, "partition", p.index, "segments", n)
 			}
+			ps.compact(t, p)
 		}
+	}
+}
+
+// compact runs the log cleaner on a partition of a topic whose
+// cleanup.policy includes compact, when its dirty ratio (or
+// max.compaction.lag.ms) says so. Tiered topics are left alone until
+// compaction of remote segments exists: rewriting a segment the bucket
+// already holds would make the two copies differ.
+func (ps *partitions) compact(t *topicState, p *partition) {
+	if t.cfg.compact == nil {
+		return
+	}
+	if t.cfg.tier.RemoteEnabled {
+		// See topics.go: compacted topics are created untiered. One made
+		// compacted later keeps its tiering and is not compacted yet.
+		if !t.warnedTieredCompact {
+			t.warnedTieredCompact = true
+			ps.s.log.Warn("topic is tiered and cleanup.policy includes compact: not compacted until compaction of remote segments exists", "topic", t.name)
+		}
+		return
+	}
+	opts := *t.cfg.compact
+	opts.Now = time.Now()
+	res, err := p.log.Compact(opts)
+	switch {
+	case err != nil:
+		ps.s.log.Error("log compaction", "topic", t.name, "partition", p.index, "err", err)
+	case res.Cleaned:
+		ps.s.log.Info("log compacted", "topic", t.name, "partition", p.index,
+			"dirty_ratio", res.DirtyRatio, "segments_replaced", res.SegmentsReplaced, "segments_written", res.SegmentsWritten,
+			"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "records_removed", res.RecordsRemoved,
+			"cleaned_to", res.CleanedTo)
 	}
 }
 

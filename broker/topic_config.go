@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -226,6 +227,7 @@ type topicConfig struct {
 	tsAfterMaxMs      int64
 	minInsyncReplicas int32
 	cleanupPolicy     string
+	compact           *storage.CompactOptions // nil unless cleanup.policy has compact; Now is set per run
 	storage           storage.Config
 	tier              tiering.PartitionConfig
 }
@@ -254,7 +256,38 @@ func (s *Server) topicConfig(configs map[string]string) topicConfig {
 		}
 		return v
 	}
-	return topicConfig{
+	f := func(name string) float64 {
+		v, _ := strconv.ParseFloat(get(name), 64)
+		return v
+	}
+	ms := func(name string) time.Duration {
+		v := n(name)
+		if v >= math.MaxInt64/int64(time.Millisecond) {
+			return math.MaxInt64 // Long.MAX_VALUE ms: forever, without overflowing
+		}
+		return time.Duration(v) * time.Millisecond
+	}
+	policy := get("cleanup.policy")
+	var compact *storage.CompactOptions
+	deletes := false
+	for _, p := range strings.Split(policy, ",") {
+		switch strings.TrimSpace(p) {
+		case "compact":
+			maxLag := ms("max.compaction.lag.ms")
+			if maxLag == math.MaxInt64 {
+				maxLag = 0 // the default, Long.MAX_VALUE: no maximum
+			}
+			compact = &storage.CompactOptions{
+				DeleteRetention:        ms("delete.retention.ms"),
+				MinCompactionLag:       ms("min.compaction.lag.ms"),
+				MaxCompactionLag:       maxLag,
+				MinCleanableDirtyRatio: f("min.cleanable.dirty.ratio"),
+			}
+		case "delete":
+			deletes = true
+		}
+	}
+	tc := topicConfig{
 		tier: tiering.PartitionConfig{
 			RemoteEnabled:       get("remote.storage.enable") == "true",
 			RetentionMs:         n("retention.ms"),
@@ -267,7 +300,8 @@ func (s *Server) topicConfig(configs map[string]string) topicConfig {
 		tsBeforeMaxMs:     n("message.timestamp.before.max.ms"),
 		tsAfterMaxMs:      n("message.timestamp.after.max.ms"),
 		minInsyncReplicas: int32(n("min.insync.replicas")),
-		cleanupPolicy:     get("cleanup.policy"),
+		cleanupPolicy:     policy,
+		compact:           compact,
 		storage: storage.Config{
 			SegmentBytes:        n("segment.bytes"),
 			SegmentMs:           n("segment.ms"),
@@ -282,6 +316,13 @@ func (s *Server) topicConfig(configs map[string]string) topicConfig {
 			LocalRetentionMs:    n("local.retention.ms"),
 		},
 	}
+	if !deletes {
+		// cleanup.policy=compact alone: records live until compaction
+		// supersedes them, never deleted by age or size (Kafka's rule).
+		tc.storage.RetentionMs, tc.storage.RetentionBytes = -1, -1
+		tc.tier.RetentionMs, tc.tier.RetentionBytes = -1, -1
+	}
+	return tc
 }
 
 // describeTopicConfigs lists every topic config with its value and source,

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/google/uuid"
@@ -63,9 +64,16 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 			return t, fmt.Errorf("%w: topic %q collides with existing topic %q", errInvalidTopic, spec.name, other.Name)
 		}
 	}
-	t = metadata.Topic{Name: spec.name, ID: uuid.New(), Internal: spec.internal, Configs: spec.configs}
+	t = metadata.Topic{Name: spec.name, ID: uuid.New(), Internal: spec.internal, Configs: maps.Clone(spec.configs)}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
+	}
+	if _, set := t.Configs["remote.storage.enable"]; !set && hasCompact(t.Configs["cleanup.policy"]) {
+		// The cleaner compacts local segments only (compaction of remote
+		// segments is still to come), so a compacted topic is not tiered
+		// unless asked for, whatever log.remote.storage.enable says. Written
+		// into the topic so it can never flip later.
+		t.Configs["remote.storage.enable"] = "false"
 	}
 	for i := int32(0); i < spec.partitions; i++ {
 		t.Partitions = append(t.Partitions, s.newPartitionAssignment(i))
@@ -81,6 +89,15 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	}
 	s.log.Info("created topic", "topic", t.Name, "topic_id", t.ID.String(), "partitions", spec.partitions, "configs", t.Configs)
 	return t, nil
+}
+
+func hasCompact(policy string) bool {
+	for _, p := range strings.Split(policy, ",") {
+		if strings.TrimSpace(p) == "compact" {
+			return true
+		}
+	}
+	return false
 }
 
 // newPartitionAssignment places a partition. With one broker, everything
