@@ -325,14 +325,25 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 		}
 		if err == nil {
 			res.changeCh = p.log.Changed()
-			hw := p.log.HighWatermark()
-			fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+			hw, lso := p.log.HighWatermark(), p.log.LastStableOffset()
+			fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = hw, lso, p.log.LogStartOffset()
+			// read_committed reads up to the last stable offset and gets the
+			// aborted transactions overlapping what it may read (a superset
+			// of the returned range is fine: clients match by producer id
+			// and offset), read_uncommitted up to the high watermark.
+			upper := hw
 			if readCommitted {
+				upper = lso
 				fp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+				if t.fetchOffset < upper {
+					for _, a := range p.log.AbortedTransactions(t.fetchOffset, upper) {
+						fp.AbortedTransactions = append(fp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+					}
+				}
 			}
-			if t.fetchOffset < hw && remaining > 0 {
+			if t.fetchOffset < upper && remaining > 0 {
 				limit := min(int64(t.maxBytes), remaining)
-				rr, rerr := p.log.Read(t.fetchOffset, hw, int32(max(limit, 0)), minOne)
+				rr, rerr := p.log.Read(t.fetchOffset, upper, int32(max(limit, 0)), minOne)
 				switch {
 				case rerr == nil:
 					res.src = &localRecords{rr}

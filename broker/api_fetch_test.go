@@ -213,3 +213,69 @@ func TestFetchShapes(t *testing.T) {
 		}
 	})
 }
+
+// read_committed stops at the last stable offset and names the aborted
+// transactions in the range; read_uncommitted reads to the high
+// watermark. (Transactional produce comes with the coordinator; the
+// transaction is written straight into the log here.)
+func TestFetchReadCommitted(t *testing.T) {
+	ts := startServer(t)
+	ts.createTopic(t, "txn", 1)
+	_, p, err := ts.parts.get("txn", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTxn := func(pid int64, seq int32, values ...string) {
+		t.Helper()
+		recs := make([]proto.Record, len(values))
+		for i, v := range values {
+			recs[i] = proto.Record{OffsetDelta: int32(i), Value: []byte(v)}
+		}
+		raw := proto.AppendBatch(nil, proto.BatchSpec{FirstTimestamp: 1, ProducerID: pid, ProducerEpoch: 0, BaseSequence: seq, Transactional: true}, recs)
+		batches, err := proto.ValidateProduceBatches(raw, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.log.Append(batches, 0, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTxn(7, 0, "aborted-1", "aborted-2") // offsets 0-1
+	if _, err := p.log.AppendTxnMarker(7, 0, false, 0, 0); err != nil { // offset 2
+		t.Fatal(err)
+	}
+	appendTxn(8, 0, "open") // offset 3: undecided
+	waitFor(t, "the high watermark to pass the open transaction", func() bool { return p.log.HighWatermark() == 4 })
+
+	rc := ts.raw(t)
+	committed := fetchReq(12, 0, -1, "txn", [16]byte{}, map[int32]int64{0: 0})
+	committed.IsolationLevel = 1
+	fp := partitionsOf(rc.do(committed).(*kmsg.FetchResponse))[0]
+	if fp.LastStableOffset != 3 || fp.HighWatermark != 4 {
+		t.Fatalf("read_committed: last stable offset %d, high watermark %d; want 3, 4", fp.LastStableOffset, fp.HighWatermark)
+	}
+	if len(fp.AbortedTransactions) != 1 || fp.AbortedTransactions[0].ProducerID != 7 || fp.AbortedTransactions[0].FirstOffset != 0 {
+		t.Fatalf("aborted transactions %+v, want producer 7 from offset 0", fp.AbortedTransactions)
+	}
+	if got := values(t, fp); len(got) != 3 { // the aborted batch (clients drop it) and the marker, not the open one
+		t.Fatalf("read_committed got %q", got)
+	}
+	uncommitted := fetchReq(12, 0, -1, "txn", [16]byte{}, map[int32]int64{0: 0})
+	fp = partitionsOf(rc.do(uncommitted).(*kmsg.FetchResponse))[0]
+	if got := values(t, fp); len(got) != 4 || got[3] != "open" {
+		t.Fatalf("read_uncommitted got %q, want everything up to the high watermark", got)
+	}
+
+	// ListOffsets -1 is the last stable offset under read_committed.
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version, lo.IsolationLevel = 9, 1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "txn"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp, lp.CurrentLeaderEpoch = -1, -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lo.Topics = append(lo.Topics, lt)
+	if off := rc.do(lo).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; off != 3 {
+		t.Fatalf("ListOffsets latest under read_committed: %d, want 3", off)
+	}
+}

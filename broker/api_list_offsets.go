@@ -64,7 +64,7 @@ func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest, 
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			if !allowed[rt.Topic] {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			} else if code := s.listOffset(ctx, req.Version, rt.Topic, rp, &sp); code != 0 {
+			} else if code := s.listOffset(ctx, req.Version, req.IsolationLevel == 1, rt.Topic, rp, &sp); code != 0 {
 				sp.ErrorCode = code
 				sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			}
@@ -75,7 +75,7 @@ func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest, 
 	return resp
 }
 
-func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func (s *Server) listOffset(ctx context.Context, version int16, readCommitted bool, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	topicSt, p, err := s.parts.get(topic, rp.Partition)
 	if err != nil {
 		return errorCode(s.log, err)
@@ -88,9 +88,16 @@ func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp
 		}
 	}
 	l := p.log
+	// read_committed sees the log up to the last stable offset (the first
+	// offset of a transaction not yet decided), read_uncommitted up to the
+	// high watermark, as in Kafka.
+	end := l.HighWatermark()
+	if readCommitted {
+		end = l.LastStableOffset()
+	}
 	switch ts := rp.Timestamp; {
 	case ts == -1:
-		sp.Offset = l.HighWatermark()
+		sp.Offset = end
 		sp.LeaderEpoch = p.leaderEpoch
 	case ts == -2:
 		sp.Offset = l.LogStartOffset()
@@ -106,7 +113,7 @@ func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp
 		}
 	case ts == -3 && version >= 7:
 		off, mts, epoch := l.MaxTimestamp()
-		if off >= 0 && off < l.HighWatermark() {
+		if off >= 0 && off < end {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, mts, epoch
 		}
 		if hasTiered(p) {
@@ -132,7 +139,7 @@ func (s *Server) listOffset(ctx context.Context, version int16, topic string, rp
 			}
 		}
 		off, fts, epoch, ok := l.OffsetForTimestamp(ts)
-		if ok && off < l.HighWatermark() {
+		if ok && off < end {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, fts, epoch
 		}
 	default:
