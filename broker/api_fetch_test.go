@@ -240,7 +240,7 @@ func TestFetchReadCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	appendTxn(7, 0, "aborted-1", "aborted-2") // offsets 0-1
+	appendTxn(7, 0, "aborted-1", "aborted-2")                           // offsets 0-1
 	if _, err := p.log.AppendTxnMarker(7, 0, false, 0, 0); err != nil { // offset 2
 		t.Fatal(err)
 	}
