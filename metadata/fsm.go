@@ -125,6 +125,11 @@ type fsm struct {
 	// loads it and then reads the state never sees an older state than the
 	// version it holds.
 	secVersion atomic.Uint64
+	// appliedIndex is the Raft index of the last command Apply has run.
+	// Raft's own AppliedIndex moves when entries are handed to the FSM
+	// goroutine, before they are applied, so read-your-writes waits on
+	// this one (see Store.awaitApplied).
+	appliedIndex atomic.Uint64
 }
 
 var _ raft.FSM = (*fsm)(nil)
@@ -146,7 +151,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			"stopping rather than skipping it, which would make this replica diverge; "+
 			"run a strata binary that knows this command", l.Index, l.Term, err))
 	}
-	return f.apply(c)
+	res := f.apply(c)
+	f.appliedIndex.Store(l.Index)
+	return res
 }
 
 // apply runs one decoded command. It must depend only on the state and the

@@ -291,7 +291,7 @@ func (s *Store) execute(ctx context.Context, req *fwdRequest) (fwdResponse, erro
 			case err == nil:
 				answered = true
 				if r.status != fwdNotLeader {
-					s.awaitApplied(ctx, r.index)
+					s.awaitApplied(ctx, r.index, req.Kind == fwdPropose)
 				}
 			case sent && !req.Kind.idempotent():
 				switch {
@@ -345,7 +345,7 @@ func (s *Store) execute(ctx context.Context, req *fwdRequest) (fwdResponse, erro
 // that a forwarded write is visible in this node's reads when the call
 // returns, as it is on the leader. If ctx ends first the write still
 // succeeded; only its local visibility lags.
-func (s *Store) awaitApplied(ctx context.Context, index uint64) {
+func (s *Store) awaitApplied(ctx context.Context, index uint64, command bool) {
 	if index == 0 {
 		return
 	}
@@ -356,7 +356,7 @@ func (s *Store) awaitApplied(ctx context.Context, index uint64) {
 	defer tick.Stop()
 	for {
 		watch := s.fsm.watch()
-		if s.raft.AppliedIndex() >= index {
+		if s.appliedThrough(index, command) {
 			return
 		}
 		select {
@@ -366,6 +366,26 @@ func (s *Store) awaitApplied(ctx context.Context, index uint64) {
 			return
 		}
 	}
+}
+
+// appliedThrough reports whether this node reflects the entry at index.
+// Raft's AppliedIndex alone is not enough for commands: it moves when
+// entries are handed to the FSM goroutine, before Apply has run them. The
+// FSM's own index covers commands, and a snapshot at or past index
+// (restored or taken) covers everything below it. Configuration entries
+// (membership changes) never reach the FSM: Raft's index is their answer.
+func (s *Store) appliedThrough(index uint64, command bool) bool {
+	if !command {
+		return s.raft.AppliedIndex() >= index
+	}
+	if s.fsm.appliedIndex.Load() >= index {
+		return true
+	}
+	if s.raft.AppliedIndex() < index {
+		return false
+	}
+	v, err := strconv.ParseUint(s.raft.Stats()["last_snapshot_index"], 10, 64)
+	return err == nil && v >= index
 }
 
 func cmpOr(a, b string) string {
