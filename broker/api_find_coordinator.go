@@ -2,12 +2,11 @@ package broker
 
 // FindCoordinator v0-v4 (v4 batches keys, KIP-699).
 //
-// Every group's coordinator is this broker; __consumer_offsets is created
-// on the first lookup, as Kafka does. Each key needs DESCRIBE on its group
+// Every group's and transactional id's coordinator is this broker;
+// __consumer_offsets and __transaction_state are created on the first
+// lookup, as Kafka does. Each key needs DESCRIBE on its group
 // (GROUP_AUTHORIZATION_FAILED) or transactional id
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked first, as in Kafka.
-// Differences from Apache Kafka: transaction coordinators are not
-// available until transactions land.
 
 import (
 	"context"
@@ -34,6 +33,14 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case req.CoordinatorType == 1 && !s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
 			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		case req.CoordinatorType == 1:
+			if err := s.txnLog.ensure(ctx); err != nil {
+				s.log.Warn("cannot create "+txnStateTopicName, "err", err)
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			} else {
+				c.Host, c.Port = s.selfAddr(r)
+				c.NodeID = s.cfg.NodeID
+			}
 		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		default:

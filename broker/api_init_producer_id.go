@@ -1,6 +1,6 @@
 package broker
 
-// InitProducerId v0-v5, for idempotent producers.
+// InitProducerId v0-v5, for idempotent and transactional producers.
 //
 // Producer ids come in blocks from the metadata quorum, so they are unique
 // across restarts (and, later, across brokers). A request carrying its
@@ -12,8 +12,9 @@ package broker
 // on the cluster or WRITE on at least one topic (KIP-679), else
 // CLUSTER_AUTHORIZATION_FAILED.
 //
-// Differences from Apache Kafka: transactional ids are refused until
-// transactions land.
+// With a transactional id the transaction coordinator (internal/txn)
+// answers: epoch bumps fence older producers, an ongoing transaction is
+// aborted first.
 
 import (
 	"context"
@@ -67,9 +68,14 @@ func handleInitProducerID(s *Server, ctx context.Context, r *request) *reply {
 		return respond(resp)
 	}
 	if req.TransactionalID != nil {
-		s.log.Info("refusing transactional producer: transactions are not supported yet", "transactional_id", *req.TransactionalID)
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		return respond(resp)
+		return r.cc.later(func() *reply {
+			if err := s.txnLog.ensure(ctx); err != nil {
+				s.log.Warn("cannot create "+txnStateTopicName, "err", err)
+				resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				return &reply{resp: resp}
+			}
+			return &reply{resp: s.txns.InitProducerID(ctx, req)}
+		})
 	}
 	// Like Kafka, a non-transactional producer always gets a fresh id, even
 	// when it names its current one (KIP-360): new id, fresh sequences.

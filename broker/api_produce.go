@@ -9,19 +9,28 @@ package broker
 // relaxes it). WRITE on each topic is required (TOPIC_AUTHORIZATION_FAILED
 // per partition, nothing written for it) and transactional batches need
 // WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for
-// the whole request), as in Kafka. Differences from Apache Kafka:
-// transactional batches are refused until transactions land; per-record
+// the whole request), as in Kafka. A transactional batch is accepted only
+// while its producer id and epoch own an ongoing transaction that has added
+// the partition (asked of the transaction coordinator, as Kafka verifies
+// since KIP-890 part 1): otherwise INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH
+// for a fenced producer, or the retriable NOT_ENOUGH_REPLICAS while the
+// coordinator is busy. Differences from Apache Kafka: Produce v12
+// (transactions v2, partitions added implicitly) is not served; per-record
 // errors (RecordErrors) are not reported, the batch error and ErrorMessage
-// are.
+// are; the check and the append are not atomic (an EndTxn racing a
+// produce of the same producer can leave its batch after the marker, as
+// before KIP-890 part 2).
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-broker/strata/broker/internal/txn"
 	"github.com/strata-broker/strata/proto"
 )
 
@@ -49,6 +58,10 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 		return produceRefused(req, resp, kerr.TransactionalIDAuthorizationFailed.Code)
 	}
 	canWrite := s.batchAuthz(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic)
+	var txnCodes map[txn.TopicPartition]int16
+	if req.TransactionID != nil && hasTransactionalBatches(req) {
+		txnCodes = s.verifyProduceTxn(ctx, req, canWrite)
+	}
 
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -63,7 +76,7 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 				anyErr = true
 				continue
 			}
-			p, end, err := s.produceOne(req, rt.Topic, rp, now, sp)
+			p, end, err := s.produceOne(req, rt.Topic, rp, now, sp, txnCodes)
 			if err != nil {
 				sp.ErrorCode = errorCode(s.log, err)
 				if req.Version >= 8 {
@@ -115,6 +128,33 @@ func hasTransactionalBatches(req *kmsg.ProduceRequest) bool {
 	return false
 }
 
+// verifyProduceTxn checks, for every partition whose records start with a
+// transactional batch, that the batch's producer id and epoch own the
+// request's ongoing transaction and that it has added the partition.
+func (s *Server) verifyProduceTxn(ctx context.Context, req *kmsg.ProduceRequest, canWrite *authzBatch) map[txn.TopicPartition]int16 {
+	type producer struct {
+		pid   int64
+		epoch int16
+	}
+	byProducer := map[producer][]txn.TopicPartition{}
+	for _, rt := range req.Topics {
+		if !canWrite.allow(rt.Topic) {
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			if b, err := proto.ParseBatchHeader(rp.Records); err == nil && b.IsTransactional() {
+				k := producer{b.ProducerID, b.ProducerEpoch}
+				byProducer[k] = append(byProducer[k], txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
+			}
+		}
+	}
+	out := map[txn.TopicPartition]int16{}
+	for k, tps := range byProducer {
+		maps.Copy(out, s.verifyTxn(ctx, *req.TransactionID, k.pid, k.epoch, tps))
+	}
+	return out
+}
+
 // produceRefused fails every partition of the request with code and
 // writes nothing. An acks=0 producer reads no response, so, as Kafka
 // does, its connection is closed instead.
@@ -138,12 +178,9 @@ func produceRefused(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code i
 // produceOne validates and appends one partition's batches, filling the
 // success fields of sp. end is the offset below which everything must be
 // durable before the producer is answered.
-func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition, now int64, sp *kmsg.ProduceResponseTopicPartition) (p *partition, end int64, err error) {
+func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition, now int64, sp *kmsg.ProduceResponseTopicPartition, txnCodes map[txn.TopicPartition]int16) (p *partition, end int64, err error) {
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		return nil, 0, kerr.InvalidRequiredAcks
-	}
-	if req.TransactionID != nil {
-		return nil, 0, fmt.Errorf("transactions are not supported yet: %w", kerr.TransactionalIDAuthorizationFailed)
 	}
 	ts, p, err := s.parts.get(topic, rp.Partition)
 	if err != nil {
@@ -167,7 +204,13 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 			return nil, 0, fmt.Errorf("zstd needs produce v7+: %w", kerr.UnsupportedCompressionType)
 		}
 		if b.IsTransactional() {
-			return nil, 0, fmt.Errorf("transactional batch on a broker without transactions: %w", kerr.InvalidTxnState)
+			code, ok := txnCodes[txn.TopicPartition{Topic: topic, Partition: rp.Partition}]
+			if !ok {
+				return nil, 0, fmt.Errorf("transactional batch of producer %d not verified: %w", b.ProducerID, kerr.InvalidTxnState)
+			}
+			if code != 0 {
+				return nil, 0, fmt.Errorf("transactional batch of producer %d epoch %d: %w", b.ProducerID, b.ProducerEpoch, kerr.ErrorForCode(code))
+			}
 		}
 		if !ts.cfg.logAppendTime && timestampOutOfBounds(b, now, ts.cfg) {
 			return nil, 0, fmt.Errorf("timestamp outside message.timestamp.before/after.max.ms: %w", errInvalidTimestamp)

@@ -54,7 +54,7 @@ type Config struct {
 	ConnectionsMaxIdleMs            int64 // connections.max.idle.ms
 	QueuedMaxRequests               int32 // queued.max.requests (per connection in-flight bound)
 	ShutdownTimeout                 time.Duration
-	TransactionalIDExpirationMs     int64 // reserved for transactions
+	TransactionalIDExpirationMs     int64 // transactional.id.expiration.ms
 	ProducerIDExpirationMs          int64 // producer.id.expiration.ms
 	LogCleanerDeleteRetentionMs     int64 // reserved for compaction
 	ControlledShutdownEnable        bool  // reserved for clusters
@@ -63,6 +63,9 @@ type Config struct {
 	UncleanLeaderElectionEnable     bool // reserved for clusters
 	ReplicaLagTimeMaxMs             int64
 	LogMessageTimestampDifferenceMs int64 // log.message.timestamp.difference.max.ms
+
+	// transaction.state.log.num.partitions; 0 means Kafka's default, 50.
+	TransactionStateLogNumPartitions int32
 
 	// Tiered storage.
 	ObjectStore              string // object-store: file:///dir or s3://bucket/prefix; "" = file://<data-dir>/objects
@@ -123,62 +126,63 @@ type Config struct {
 // DefaultConfig is the safe single-node configuration `make run` uses.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:                          1,
-		DataDir:                         "./data",
-		Listen:                          "127.0.0.1:9092",
-		AdminListen:                     "127.0.0.1:9644",
-		TracingOTLPInsecure:             true,
-		TracingSamplePercent:            100,
-		NumPartitions:                   1,
-		DefaultReplicationFactor:        1,
-		AutoCreateTopicsEnable:          true,
-		DeleteTopicEnable:               true,
-		MessageMaxBytes:                 1048588,
-		SocketRequestMaxBytes:           104857600,
-		LogRetentionMs:                  168 * 3600 * 1000,
-		LogRetentionBytes:               -1,
-		LogSegmentBytes:                 1 << 30,
-		LogSegmentMs:                    168 * 3600 * 1000,
-		LogFlushIntervalMessages:        1,
-		LogFlushIntervalMs:              1000,
-		LogRetentionCheckIntervalMs:     300000,
-		LogIndexIntervalBytes:           4096,
-		LogMessageTimestampType:         "CreateTime",
-		MinInsyncReplicas:               1,
-		OffsetsTopicNumPartitions:       50,
-		OffsetsRetentionMinutes:         7 * 24 * 60,
-		GroupMinSessionTimeoutMs:        6000,
-		GroupMaxSessionTimeoutMs:        1800000,
-		GroupInitialRebalanceDelayMs:    3000,
-		FetchMaxSessions:                1000,
-		ConnectionsMaxIdleMs:            600000,
-		QueuedMaxRequests:               500,
-		ShutdownTimeout:                 10 * time.Second,
-		TransactionalIDExpirationMs:     604800000,
-		ProducerIDExpirationMs:          86400000,
-		LogCleanerDeleteRetentionMs:     86400000,
-		ControlledShutdownEnable:        true,
-		ReplicaLagTimeMaxMs:             30000,
-		LogMessageTimestampDifferenceMs: -1,
-		RemoteCacheBytes:                1 << 30,
-		RemoteStorageEnable:             true,
-		LogLocalRetentionMs:             -2,
-		LogLocalRetentionBytes:          -2,
-		RemoteCopyThreads:               4,
-		RemoteOrphanGraceMs:             600000,
-		ListenerSecurityProtocolMap:     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-		SSLKeystoreType:                 "PEM",
-		SSLClientAuth:                   "none",
-		SSLEnabledProtocols:             "TLSv1.2,TLSv1.3",
-		SSLPrincipalMappingRules:        "DEFAULT",
-		SASLEnabledMechanisms:           "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-		SASLOAuthJWKSRefreshMs:          3600000,
-		SASLOAuthSubClaimName:           "sub",
-		SASLOAuthClockSkewSeconds:       30,
-		ConnectionFailedAuthDelayMs:     100,
-		QuotaWindowNum:                  11,
-		QuotaWindowSizeSeconds:          1,
-		MaxConnectionsPerIP:             2147483647,
+		NodeID:                           1,
+		DataDir:                          "./data",
+		Listen:                           "127.0.0.1:9092",
+		AdminListen:                      "127.0.0.1:9644",
+		TracingOTLPInsecure:              true,
+		TracingSamplePercent:             100,
+		NumPartitions:                    1,
+		DefaultReplicationFactor:         1,
+		AutoCreateTopicsEnable:           true,
+		DeleteTopicEnable:                true,
+		MessageMaxBytes:                  1048588,
+		SocketRequestMaxBytes:            104857600,
+		LogRetentionMs:                   168 * 3600 * 1000,
+		LogRetentionBytes:                -1,
+		LogSegmentBytes:                  1 << 30,
+		LogSegmentMs:                     168 * 3600 * 1000,
+		LogFlushIntervalMessages:         1,
+		LogFlushIntervalMs:               1000,
+		LogRetentionCheckIntervalMs:      300000,
+		LogIndexIntervalBytes:            4096,
+		LogMessageTimestampType:          "CreateTime",
+		MinInsyncReplicas:                1,
+		OffsetsTopicNumPartitions:        50,
+		TransactionStateLogNumPartitions: 50,
+		OffsetsRetentionMinutes:          7 * 24 * 60,
+		GroupMinSessionTimeoutMs:         6000,
+		GroupMaxSessionTimeoutMs:         1800000,
+		GroupInitialRebalanceDelayMs:     3000,
+		FetchMaxSessions:                 1000,
+		ConnectionsMaxIdleMs:             600000,
+		QueuedMaxRequests:                500,
+		ShutdownTimeout:                  10 * time.Second,
+		TransactionalIDExpirationMs:      604800000,
+		ProducerIDExpirationMs:           86400000,
+		LogCleanerDeleteRetentionMs:      86400000,
+		ControlledShutdownEnable:         true,
+		ReplicaLagTimeMaxMs:              30000,
+		LogMessageTimestampDifferenceMs:  -1,
+		RemoteCacheBytes:                 1 << 30,
+		RemoteStorageEnable:              true,
+		LogLocalRetentionMs:              -2,
+		LogLocalRetentionBytes:           -2,
+		RemoteCopyThreads:                4,
+		RemoteOrphanGraceMs:              600000,
+		ListenerSecurityProtocolMap:      "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+		SSLKeystoreType:                  "PEM",
+		SSLClientAuth:                    "none",
+		SSLEnabledProtocols:              "TLSv1.2,TLSv1.3",
+		SSLPrincipalMappingRules:         "DEFAULT",
+		SASLEnabledMechanisms:            "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		SASLOAuthJWKSRefreshMs:           3600000,
+		SASLOAuthSubClaimName:            "sub",
+		SASLOAuthClockSkewSeconds:        30,
+		ConnectionFailedAuthDelayMs:      100,
+		QuotaWindowNum:                   11,
+		QuotaWindowSizeSeconds:           1,
+		MaxConnectionsPerIP:              2147483647,
 	}
 }
 
@@ -261,6 +265,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MinInsyncReplicas < 1 {
 		bad("min.insync.replicas", "must be >= 1, got %d", c.MinInsyncReplicas)
+	}
+	if c.TransactionStateLogNumPartitions < 0 {
+		bad("transaction.state.log.num.partitions", "must be >= 1 (0 means 50), got %d", c.TransactionStateLogNumPartitions)
 	}
 	if c.OffsetsTopicNumPartitions < 1 {
 		bad("offsets.topic.num.partitions", "must be >= 1, got %d", c.OffsetsTopicNumPartitions)

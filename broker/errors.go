@@ -107,6 +107,10 @@ func errorCode(log *slog.Logger, err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, storage.ErrTransactionCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced.Code
 	case errors.Is(err, storage.ErrClosed), errors.Is(err, metadata.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, context.DeadlineExceeded):

@@ -91,6 +91,44 @@ func tallyErrors(resp kmsg.Response, t *errorTally) bool {
 				t.add(r.Topics[i].Partitions[j].ErrorCode)
 			}
 		}
+	case *kmsg.TxnOffsetCommitResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+	case *kmsg.AddPartitionsToTxnResponse:
+		t.add(r.ErrorCode)
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
+		for i := range r.Transactions {
+			for j := range r.Transactions[i].Topics {
+				for k := range r.Transactions[i].Topics[j].Partitions {
+					t.add(r.Transactions[i].Topics[j].Partitions[k].ErrorCode)
+				}
+			}
+		}
+	case *kmsg.AddOffsetsToTxnResponse:
+		t.add(r.ErrorCode)
+	case *kmsg.EndTxnResponse:
+		t.add(r.ErrorCode)
+	case *kmsg.WriteTxnMarkersResponse:
+		for i := range r.Markers {
+			for j := range r.Markers[i].Topics {
+				for k := range r.Markers[i].Topics[j].Partitions {
+					t.add(r.Markers[i].Topics[j].Partitions[k].ErrorCode)
+				}
+			}
+		}
+	case *kmsg.DescribeTransactionsResponse:
+		for i := range r.TransactionStates {
+			t.add(r.TransactionStates[i].ErrorCode)
+		}
+	case *kmsg.ListTransactionsResponse:
+		t.add(r.ErrorCode)
 	case *kmsg.OffsetFetchResponse:
 		// v0-v7 answer one group at the top level, v8+ in Groups.
 		t.add(r.ErrorCode)

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-broker/strata/broker/internal/groups"
 	"github.com/strata-broker/strata/broker/internal/quota"
 	"github.com/strata-broker/strata/broker/internal/sasl"
+	"github.com/strata-broker/strata/broker/internal/txn"
 	"github.com/strata-broker/strata/metadata"
 	"github.com/strata-broker/strata/tiering"
 	"github.com/strata-broker/strata/tiering/objstore"
@@ -40,6 +41,8 @@ type Server struct {
 	sessions   *fetchSessions
 	pids       *producerIDs
 	offsets    *offsetsTopic
+	txns       *txn.Coordinator // transaction coordinator over txnLog
+	txnLog     *txnTopic
 	tier       *tiering.Manager // remote tier; never nil once New returns
 	authz      *acl.Authorizer  // nil: no authorizer configured, everything allowed
 	quotas     *quota.Manager   // client quotas; never nil once New returns
@@ -162,6 +165,22 @@ func New(cfg Config) (*Server, error) {
 	})
 	if err := s.offsets.load(); err != nil {
 		return nil, fmt.Errorf("load committed offsets: %w", err)
+	}
+	s.txnLog = &txnTopic{s: s}
+	s.txns = txn.New(txn.Config{
+		Partitions:        s.txnStatePartitions(),
+		OffsetsPartitions: cfg.OffsetsTopicNumPartitions,
+		Log:               s.txnLog,
+		ProducerIDs:       s.pids,
+		Markers:           s.txnLog,
+		Logger:            s.log.With("component", "txn"),
+		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+	})
+	if _, ok := s.parts.topic(txnStateTopicName); ok {
+		// Prepared transactions found here get their markers written.
+		if err := s.txnLog.ensure(readyCtx); err != nil {
+			return nil, fmt.Errorf("load transactions: %w", err)
+		}
 	}
 	if err := s.registerGauges(); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -312,6 +331,9 @@ func (s *Server) closeResources() error {
 	s.ready.Store(false)
 	if s.adminSrv != nil {
 		s.adminSrv.Close()
+	}
+	if s.txns != nil {
+		s.txns.Close() // first: its marker writes reach the group coordinator
 	}
 	if s.groups != nil {
 		s.groups.Close()

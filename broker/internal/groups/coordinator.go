@@ -19,6 +19,10 @@ type Log interface {
 	// are written or none. It must return promptly once ctx is cancelled
 	// (Close waits for it).
 	Append(ctx context.Context, p int32, recs []KV) error
+	// AppendTxn is Append for TxnOffsetCommit: the records go in one
+	// transactional batch of the producer (id, epoch), so a replay can
+	// tell them apart until the transaction's marker decides them.
+	AppendTxn(ctx context.Context, p int32, producerID int64, epoch int16, recs []KV) error
 }
 
 // KV is one __consumer_offsets record.
@@ -413,13 +417,21 @@ type writer struct {
 }
 
 type appendOp struct {
-	recs []KV
-	done func(error) // runs on the loop
+	recs  []KV
+	txn   bool // a transactional batch of (pid, epoch): never combined
+	pid   int64
+	epoch int16
+	done  func(error) // runs on the loop
 }
 
 // append queues recs for partition p; done runs on the loop once Append
 // returned.
 func (c *Coordinator) append(p int32, recs []KV, done func(error)) {
+	c.queue(p, appendOp{recs: recs, done: done})
+}
+
+func (c *Coordinator) queue(p int32, op appendOp) {
+	done := op.done
 	w := c.writers[p]
 	if w == nil {
 		w = &writer{p: p, wake: make(chan struct{}, 1)}
@@ -429,10 +441,11 @@ func (c *Coordinator) append(p int32, recs []KV, done func(error)) {
 	}
 	c.inflight++
 	w.mu.Lock()
-	w.q = append(w.q, appendOp{recs: recs, done: func(err error) {
+	op.done = func(err error) {
 		c.inflight--
 		done(err)
-	}})
+	}
+	w.q = append(w.q, op)
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -460,7 +473,7 @@ func (c *Coordinator) runWriter(w *writer) {
 				// Combine queued operations into one append (one fsync);
 				// they then succeed or fail together.
 				n, size := 1, recsSize(ops[0].recs)
-				for n < len(ops) && size+recsSize(ops[n].recs) <= maxAppendBatchBytes {
+				for !ops[0].txn && n < len(ops) && !ops[n].txn && size+recsSize(ops[n].recs) <= maxAppendBatchBytes {
 					size += recsSize(ops[n].recs)
 					n++
 				}
@@ -471,7 +484,12 @@ func (c *Coordinator) runWriter(w *writer) {
 						recs = append(recs, op.recs...)
 					}
 				}
-				err := c.cfg.Log.Append(c.ctx, w.p, recs)
+				var err error
+				if ops[0].txn {
+					err = c.cfg.Log.AppendTxn(c.ctx, w.p, ops[0].pid, ops[0].epoch, recs)
+				} else {
+					err = c.cfg.Log.Append(c.ctx, w.p, recs)
+				}
 				if err != nil {
 					err = fmt.Errorf("append %d records to __consumer_offsets-%d: %w", len(recs), w.p, err)
 				}

@@ -76,8 +76,12 @@
 //     SyncGroup superseded by a retry, or whose member is removed) are
 //     answered with REBALANCE_IN_PROGRESS or UNKNOWN_MEMBER_ID so no
 //     caller hangs.
-//   - OffsetFetch never reports UNSTABLE_OFFSET_COMMIT: there are no
-//     transactional commits yet.
+//   - TxnOffsetCommit offsets stay pending per producer id until the broker
+//     reports the transaction's marker (CompleteTxn); a later plain
+//     OffsetCommit of the same partition is overwritten by a committed
+//     transaction (Kafka compares log offsets of the two appends). A
+//     TxnOffsetCommit with one oversized metadata fails as a whole
+//     (Kafka commits the other partitions).
 //   - DeleteGroups and offset expiry wait for their tombstones to be durable
 //     and report write errors (Kafka answers first and logs them).
 //   - OffsetDelete answers NONE for every eligible partition, also those

@@ -109,6 +109,7 @@ type memLog struct {
 	fail  error
 	block chan struct{} // non-nil: Append waits for it to close
 	calls int
+	txn   map[int32]map[int]int64 // partition -> record index -> producer id (AppendTxn)
 }
 
 func newMemLog() *memLog { return &memLog{parts: make(map[int32][]KV)} }
@@ -132,6 +133,26 @@ func (l *memLog) Append(ctx context.Context, p int32, recs []KV) error {
 	}
 	for _, r := range recs {
 		l.parts[p] = append(l.parts[p], KV{Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value)})
+	}
+	return nil
+}
+
+// AppendTxn records transactional writes like Append and remembers which
+// producer wrote them, for replay.
+func (l *memLog) AppendTxn(ctx context.Context, p int32, pid int64, epoch int16, recs []KV) error {
+	if err := l.Append(ctx, p, recs); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.txn == nil {
+		l.txn = make(map[int32]map[int]int64)
+	}
+	if l.txn[p] == nil {
+		l.txn[p] = make(map[int]int64)
+	}
+	for i := range recs {
+		l.txn[p][len(l.parts[p])-len(recs)+i] = pid
 	}
 	return nil
 }

@@ -131,6 +131,9 @@ type group struct {
 
 	offsets        map[topicPartition]committed
 	pendingCommits map[topicPartition]int // appends in flight, for tombstones
+	// txnOffsets are TxnOffsetCommit offsets by producer id, written but
+	// undecided until the transaction's marker (nil until the first).
+	txnOffsets map[int64]map[topicPartition]committed
 
 	persisted bool // a GroupMetadata record exists in the log
 	gone      bool // removed from the coordinator; timers and callbacks no-op
@@ -168,7 +171,8 @@ func (g *group) canRebalance() bool {
 // offsets, nothing in flight, never persisted.
 func (g *group) bare() bool {
 	return g.state == stateEmpty && len(g.members) == 0 && len(g.pendingJoin) == 0 &&
-		len(g.offsets) == 0 && len(g.pendingCommits) == 0 && !g.persisted && g.generation == 0
+		len(g.offsets) == 0 && len(g.pendingCommits) == 0 && len(g.txnOffsets) == 0 &&
+		!g.persisted && g.generation == 0
 }
 
 func (g *group) add(m *member) {

@@ -157,8 +157,8 @@ func (c *Coordinator) offsetCommit(req *kmsg.OffsetCommitRequest, resp *kmsg.Off
 
 // OffsetFetch handles OffsetFetch v0-v9 (v8+: several groups). A null topic
 // list means every committed partition. Unknown partitions get offset -1.
-// RequireStable is accepted; with no transactional commits yet nothing is
-// ever unstable.
+// With RequireStable (v7+) a partition with a pending transactional commit
+// answers UNSTABLE_OFFSET_COMMIT (offset -1), as Kafka does (KIP-447).
 func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	type query struct {
@@ -181,7 +181,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 	results := await(c, ctx, func(reply func([]fetchedGroup)) {
 		out := make([]fetchedGroup, len(qs))
 		for i, q := range qs {
-			out[i] = c.fetchOffsets(q.group, q.all, q.topics)
+			out[i] = c.fetchOffsets(q.group, q.all, q.topics, req.Version >= 7 && req.RequireStable)
 		}
 		reply(out)
 	}, func() []fetchedGroup { return nil }, func() []fetchedGroup { return nil })
@@ -206,7 +206,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 				for _, fp := range ft.partitions {
 					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					rp.Partition, rp.Offset, rp.LeaderEpoch = fp.partition, fp.offset, fp.leaderEpoch
-					rp.Metadata = fp.metadata
+					rp.Metadata, rp.ErrorCode = fp.metadata, fp.err
 					rt.Partitions = append(rt.Partitions, rp)
 				}
 				rg.Topics = append(rg.Topics, rt)
@@ -224,6 +224,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = fp.partition, fp.offset, fp.leaderEpoch
 			rp.Metadata = fp.metadata
+			rp.ErrorCode = fp.err
 			if req.Version < 2 {
 				rp.ErrorCode = fg.err // v0-v1 have no group-level error
 			}
@@ -239,6 +240,7 @@ type fetchedPartition struct {
 	offset      int64
 	leaderEpoch int32
 	metadata    *string
+	err         int16
 }
 
 type fetchedTopic struct {
@@ -251,7 +253,7 @@ type fetchedGroup struct {
 	topics []fetchedTopic
 }
 
-func (c *Coordinator) fetchOffsets(id string, all bool, topics []kmsg.OffsetFetchRequestTopic) fetchedGroup {
+func (c *Coordinator) fetchOffsets(id string, all bool, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) fetchedGroup {
 	var fg fetchedGroup
 	g := c.groups[id]
 	if g != nil && g.state == stateDead {
@@ -260,7 +262,9 @@ func (c *Coordinator) fetchOffsets(id string, all bool, topics []kmsg.OffsetFetc
 	get := func(tp topicPartition) fetchedPartition {
 		fp := fetchedPartition{partition: tp.partition, offset: -1, leaderEpoch: -1}
 		var meta string
-		if g != nil {
+		if g != nil && requireStable && g.pendingTxn(tp) {
+			fp.err = kerr.UnstableOffsetCommit.Code
+		} else if g != nil {
 			if o, ok := g.offsets[tp]; ok {
 				fp.offset, fp.leaderEpoch, meta = o.offset, o.leaderEpoch, o.metadata
 			}

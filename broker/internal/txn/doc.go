@@ -2,7 +2,7 @@
 // AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, ListTransactions and
 // DescribeTransactions, behaving on the wire as Apache Kafka's
 // TransactionCoordinator does, with transaction timeouts and transactional
-// id expiry. It is not wired into the broker yet.
+// id expiry. The broker wires it in broker/txn_topic.go.
 //
 // It is a pure component over kmsg requests and responses, with four
 // injected seams: Log (the __transaction_state partitions: durable append

@@ -1,0 +1,154 @@
+package broker
+
+// TxnOffsetCommit v0-v4: offsets committed as part of a transaction
+// (consume-transform-produce). The group coordinator writes them to
+// __consumer_offsets in a transactional batch and keeps them pending until
+// the transaction's marker (internal/groups). The producer must have added
+// the group's partition with AddOffsetsToTxn first (checked with the
+// transaction coordinator, as Kafka does since KIP-890 part 1: otherwise
+// INVALID_TXN_STATE and nothing is written, so no offsets are left
+// pending without a marker to decide them).
+//
+// Authorization as Kafka: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group
+// (GROUP_AUTHORIZATION_FAILED), both for every partition; then READ on each
+// topic (TOPIC_AUTHORIZATION_FAILED) and UNKNOWN_TOPIC_OR_PARTITION for
+// partitions that do not exist; the others are committed.
+//
+// Differences from Apache Kafka: v5 (transactions v2) is not advertised.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/txn"
+)
+
+func init() { register(28, 0, 4, handleTxnOffsetCommit) }
+
+func handleTxnOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
+	ctx = r.groupCtx(ctx)
+	req := r.msg.(*kmsg.TxnOffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	all := func(code int16) *kmsg.TxnOffsetCommitResponse {
+		for _, t := range req.Topics {
+			resp.Topics = append(resp.Topics, txnOffsetRefused(t, code))
+		}
+		return resp
+	}
+	switch {
+	case !s.allow(r, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, req.TransactionalID):
+		return respond(all(kerr.TransactionalIDAuthorizationFailed.Code))
+	case !s.allow(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group):
+		return respond(all(kerr.GroupAuthorizationFailed.Code))
+	}
+	canRead := s.batchAuthz(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic)
+	var refused []kmsg.TxnOffsetCommitResponseTopic
+	sub := *req
+	sub.Topics = nil
+	for _, t := range req.Topics {
+		if !canRead.allow(t.Topic) {
+			refused = append(refused, txnOffsetRefused(t, kerr.TopicAuthorizationFailed.Code))
+			continue
+		}
+		ts, ok := s.parts.topic(t.Topic)
+		good, bad := t, t
+		good.Partitions, bad.Partitions = nil, nil
+		for _, p := range t.Partitions {
+			if !ok || p.Partition < 0 || int(p.Partition) >= len(ts.parts) {
+				bad.Partitions = append(bad.Partitions, p)
+			} else {
+				good.Partitions = append(good.Partitions, p)
+			}
+		}
+		if len(bad.Partitions) > 0 {
+			refused = append(refused, txnOffsetRefused(bad, kerr.UnknownTopicOrPartition.Code))
+		}
+		if len(good.Partitions) > 0 {
+			sub.Topics = append(sub.Topics, good)
+		}
+	}
+	return r.cc.later(func() *reply {
+		out := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		if len(sub.Topics) > 0 {
+			tp := txn.TopicPartition{Topic: offsetsTopicName, Partition: s.groups.PartitionFor(req.Group)}
+			codes := s.verifyTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp})
+			if code := codes[tp]; code != 0 {
+				for _, t := range sub.Topics {
+					out.Topics = append(out.Topics, txnOffsetRefused(t, code))
+				}
+			} else {
+				out = s.groups.TxnOffsetCommit(ctx, &sub)
+			}
+		}
+		out.Topics = append(out.Topics, refused...)
+		return &reply{resp: out}
+	})
+}
+
+func txnOffsetRefused(t kmsg.TxnOffsetCommitRequestTopic, code int16) kmsg.TxnOffsetCommitResponseTopic {
+	rt := kmsg.NewTxnOffsetCommitResponseTopic()
+	rt.Topic = t.Topic
+	for _, p := range t.Partitions {
+		rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+		rp.Partition, rp.ErrorCode = p.Partition, code
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return rt
+}
+
+// verifyTxn asks the transaction coordinator whether the producer's
+// ongoing transaction has added each partition (AddPartitionsToTxn
+// VerifyOnly, as Kafka's brokers do since KIP-890 part 1). It returns each
+// partition's code, in the error space of data-path requests: 0,
+// INVALID_TXN_STATE (not in the transaction), INVALID_PRODUCER_EPOCH
+// (fenced), INVALID_PRODUCER_ID_MAPPING, or NOT_ENOUGH_REPLICAS for
+// retriable coordinator states, as Kafka maps them for Produce.
+func (s *Server) verifyTxn(ctx context.Context, id string, pid int64, epoch int16, tps []txn.TopicPartition) map[txn.TopicPartition]int16 {
+	out := make(map[txn.TopicPartition]int16, len(tps))
+	if !s.txnLog.loaded.Load() {
+		// No transactional producer was ever initialized here (the
+		// topic is loaded at startup when it exists): nothing to verify
+		// against, and the data path must not create the topic.
+		for _, tp := range tps {
+			out[tp] = kerr.InvalidTxnState.Code
+		}
+		return out
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 4
+	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = id, pid, epoch, true
+	for _, tp := range tps {
+		if n := len(tx.Topics); n == 0 || tx.Topics[n-1].Topic != tp.Topic {
+			tx.Topics = append(tx.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
+		}
+		last := &tx.Topics[len(tx.Topics)-1]
+		last.Partitions = append(last.Partitions, tp.Partition)
+	}
+	req.Transactions = append(req.Transactions, tx)
+	resp := s.txns.AddPartitionsToTxn(ctx, req)
+	for _, rtx := range resp.Transactions {
+		for _, rt := range rtx.Topics {
+			for _, rp := range rt.Partitions {
+				code := rp.ErrorCode
+				switch code {
+				case 0, kerr.InvalidTxnState.Code, kerr.InvalidProducerIDMapping.Code:
+				case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
+					code = kerr.InvalidProducerEpoch.Code
+				default:
+					code = kerr.NotEnoughReplicas.Code
+				}
+				out[txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = code
+			}
+		}
+	}
+	for _, tp := range tps {
+		if _, ok := out[tp]; !ok {
+			out[tp] = kerr.InvalidTxnState.Code
+		}
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-broker/strata/broker/internal/txn"
+	"github.com/strata-broker/strata/proto"
+)
+
+const txnStateTopicName = "__transaction_state"
+
+// txnTopic stores the transaction coordinator's records in the internal
+// __transaction_state topic (Kafka's TransactionLog schema, so Kafka's
+// tools read it) and writes the coordinator's transaction markers. On this
+// single node every partition leader is local, so markers are appended to
+// the partition logs directly instead of being sent as WriteTxnMarkers.
+// The topic is created, and its partitions handed to the coordinator, on
+// first use (FindCoordinator or InitProducerId for a transactional id), as
+// Kafka does; at startup an existing topic is loaded.
+type txnTopic struct {
+	s      *Server
+	mu     sync.Mutex // serializes creation and loading
+	loaded atomic.Bool
+}
+
+var (
+	_ txn.Log          = (*txnTopic)(nil)
+	_ txn.MarkerWriter = (*txnTopic)(nil)
+	_ txn.ProducerIDs  = (*producerIDs)(nil)
+)
+
+// NextID hands out one producer id for the transaction coordinator.
+func (p *producerIDs) NextID(ctx context.Context) (int64, error) { return p.allocate(ctx) }
+
+func (s *Server) txnStatePartitions() int32 {
+	if n := s.cfg.TransactionStateLogNumPartitions; n > 0 {
+		return n
+	}
+	return 50
+}
+
+// ensure creates __transaction_state if needed and loads every partition
+// into the coordinator (once).
+func (t *txnTopic) ensure(ctx context.Context) error {
+	if t.loaded.Load() {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.loaded.Load() {
+		return nil
+	}
+	if _, ok := t.s.parts.topic(txnStateTopicName); !ok {
+		_, err := t.s.createTopic(ctx, createTopicSpec{
+			name:        txnStateTopicName,
+			partitions:  t.s.txnStatePartitions(),
+			replication: -1,
+			internal:    true,
+			// Compacted like Kafka's; not tiered (see offsetsTopic.ensure).
+			configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600", "remote.storage.enable": "false"},
+		})
+		if err != nil && !isTopicExists(err) {
+			return err
+		}
+	}
+	ts, ok := t.s.parts.topic(txnStateTopicName)
+	if !ok {
+		return fmt.Errorf("%s: %w", txnStateTopicName, errUnknownTopic)
+	}
+	for _, p := range ts.parts {
+		if err := t.s.txns.LoadPartition(ctx, p.index, p.leaderEpoch); err != nil {
+			return err
+		}
+	}
+	t.loaded.Store(true)
+	return nil
+}
+
+// Append writes one coordinator record and waits until it is durable.
+func (t *txnTopic) Append(ctx context.Context, p int32, key, value []byte) error {
+	_, part, err := t.s.parts.get(txnStateTopicName, p)
+	if err != nil {
+		return fmt.Errorf("%w: %v", txn.ErrNotCoordinator, err)
+	}
+	raw := proto.AppendBatch(nil, proto.BatchSpec{FirstTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+		[]proto.Record{{Key: key, Value: value}})
+	b, err := proto.ParseBatchHeader(raw)
+	if err != nil {
+		return err
+	}
+	b.Raw = raw
+	info, err := part.log.Append([]proto.Batch{b}, part.leaderEpoch, -1)
+	if err != nil {
+		return err
+	}
+	return part.log.WaitDurable(ctx, info.LastOffset+1)
+}
+
+// Replay feeds the coordinator every record of partition p.
+func (t *txnTopic) Replay(ctx context.Context, p int32, fn func(key, value []byte)) error {
+	_, part, err := t.s.parts.get(txnStateTopicName, p)
+	if err != nil {
+		return fmt.Errorf("%w: %v", txn.ErrNotCoordinator, err)
+	}
+	return forEachBatch(part, func(b proto.Batch) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if b.IsControl() {
+			return nil
+		}
+		return proto.ForEachRecord(b, func(r proto.Record) error {
+			if r.Key != nil {
+				fn(r.Key, r.Value)
+			}
+			return nil
+		})
+	})
+}
+
+// WriteMarkers appends the transaction's marker to each partition with the
+// partition's leader epoch and waits until it is durable. A partition that
+// no longer exists counts as done. For __consumer_offsets partitions the
+// group coordinator then commits or drops the transaction's pending
+// offsets. Writing a marker twice is harmless: the second ends nothing.
+func (t *txnTopic) WriteMarkers(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, partitions []txn.TopicPartition) error {
+	for _, tp := range partitions {
+		if err := t.s.writeMarker(ctx, producerID, epoch, commit, coordinatorEpoch, tp.Topic, tp.Partition); err != nil && !errors.Is(err, errUnknownTopic) {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeMarker appends one transaction marker (errUnknownTopic if the
+// partition does not exist here).
+func (s *Server) writeMarker(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, topic string, partition int32) error {
+	_, p, err := s.parts.get(topic, partition)
+	if err != nil {
+		return err
+	}
+	off, err := p.log.AppendTxnMarker(producerID, epoch, commit, coordinatorEpoch, p.leaderEpoch)
+	if err != nil {
+		return fmt.Errorf("marker %s-%d: %w", topic, partition, err)
+	}
+	if topic == offsetsTopicName {
+		s.offsets.noteMarker(partition, producerID, epoch)
+	}
+	if err := p.log.WaitDurable(ctx, off+1); err != nil {
+		return fmt.Errorf("marker %s-%d: %w", topic, partition, err)
+	}
+	if topic == offsetsTopicName {
+		return s.groups.CompleteTxn(ctx, partition, producerID, commit)
+	}
+	return nil
+}
