@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/broker/internal/loop"
 )
 
 // Log is the persistence seam, implemented by the broker on top of the
@@ -75,7 +77,7 @@ type Config struct {
 
 	// Extensions beyond the shared contract; zero values give Kafka's
 	// defaults.
-	Clock                         Clock         // timers; nil: runtime timers
+	Clock                         loop.Clock    // timers; nil: runtime timers
 	MaxGroupSize                  int           // group.max.size; 0: unlimited
 	OffsetMetadataMaxBytes        int           // offset.metadata.max.bytes (4096)
 	OffsetsRetention              time.Duration // offsets.retention.minutes (7 days)
@@ -86,12 +88,12 @@ type Config struct {
 // Coordinator is the classic consumer-group coordinator. See doc.go.
 type Coordinator struct {
 	cfg   Config
-	clock Clock
+	clock loop.Clock
 	now   func() time.Time
 	log   *slog.Logger
 
-	reqs      chan func() // work for the loop from API callers
-	ev        events      // work for the loop from timers and writers
+	reqs      chan func()  // work for the loop from API callers
+	ev        *loop.Events // work for the loop from timers and writers
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{} // closed once the loop has stopped
@@ -101,7 +103,7 @@ type Coordinator struct {
 	// Everything below is owned by the loop goroutine.
 	groups   map[string]*group
 	writers  map[int32]*writer
-	timers   map[*ltimer]struct{}
+	timers   *loop.Timers
 	inflight int        // appends queued and not yet completed
 	watchers []*watcher // test hook: conditions checked after every event
 }
@@ -137,11 +139,10 @@ func New(cfg Config) *Coordinator {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		reqs:    make(chan func(), requestQueueLen),
-		ev:      events{signal: make(chan struct{}, 1)},
+		ev:      loop.NewEvents(),
 		done:    make(chan struct{}),
 		groups:  make(map[string]*group),
 		writers: make(map[int32]*writer),
-		timers:  make(map[*ltimer]struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -151,12 +152,13 @@ func New(cfg Config) *Coordinator {
 	switch {
 	case c.clock == nil && c.now == nil:
 		c.now = time.Now
-		c.clock = realClock{now: time.Now}
+		c.clock = loop.RealClock{NowFunc: time.Now}
 	case c.clock == nil:
-		c.clock = realClock{now: c.now}
+		c.clock = loop.RealClock{NowFunc: c.now}
 	case c.now == nil:
 		c.now = c.clock.Now
 	}
+	c.timers = loop.NewTimers(c.clock, c.ev)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.wg.Add(1)
 	go c.run()
@@ -256,7 +258,7 @@ func (c *Coordinator) run() {
 		case <-c.ctx.Done():
 			c.shutdown()
 			return
-		case <-c.ev.signal:
+		case <-c.ev.Signal():
 			c.drainEvents()
 		case f := <-c.reqs:
 			// Events queued before this request (fired timers, finished
@@ -270,7 +272,7 @@ func (c *Coordinator) run() {
 
 func (c *Coordinator) drainEvents() {
 	for {
-		fs := c.ev.take()
+		fs := c.ev.Take()
 		if len(fs) == 0 {
 			return
 		}
@@ -281,11 +283,7 @@ func (c *Coordinator) drainEvents() {
 }
 
 func (c *Coordinator) shutdown() {
-	for lt := range c.timers {
-		lt.stopped = true
-		lt.t.Stop()
-	}
-	clear(c.timers)
+	c.timers.StopAll()
 	for _, g := range c.groups {
 		g.gone = true
 	}
@@ -338,58 +336,15 @@ func await[T any](c *Coordinator, ctx context.Context, f func(reply func(T)), ca
 	}
 }
 
-// events is the loop's unbounded inbox for timers and writers: posting never
-// blocks, so a timer callback or a writer can never deadlock with the loop.
-type events struct {
-	mu     sync.Mutex
-	q      []func()
-	signal chan struct{} // capacity 1
-}
-
-func (e *events) post(f func()) {
-	e.mu.Lock()
-	e.q = append(e.q, f)
-	e.mu.Unlock()
-	select {
-	case e.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (e *events) take() []func() {
-	e.mu.Lock()
-	q := e.q
-	e.q = nil
-	e.mu.Unlock()
-	return q
-}
-
-// ltimer is a loop-owned timer. Its callback runs on the loop, and not at
-// all once stopped, so a Stop racing a firing timer is harmless.
-type ltimer struct {
-	t       Timer
-	stopped bool
-}
-
-func (c *Coordinator) after(d time.Duration, f func()) *ltimer {
-	lt := &ltimer{}
-	c.timers[lt] = struct{}{}
-	lt.t = c.clock.AfterFunc(d, func() {
-		c.ev.post(func() {
-			if lt.stopped {
-				return
-			}
-			lt.stopped = true
-			delete(c.timers, lt)
-			f()
-		})
-	})
-	return lt
+// after arms a loop-owned timer: f runs on the loop after d, and not at all
+// once stopped, so a Stop racing a firing timer is harmless.
+func (c *Coordinator) after(d time.Duration, f func()) *loop.Handle {
+	return c.timers.After(d, f)
 }
 
 // groupAfter is after for timers that belong to g: they do nothing once g
 // has been deleted or unloaded.
-func (c *Coordinator) groupAfter(g *group, d time.Duration, f func()) *ltimer {
+func (c *Coordinator) groupAfter(g *group, d time.Duration, f func()) *loop.Handle {
 	return c.after(d, func() {
 		if !g.gone {
 			f()
@@ -397,14 +352,7 @@ func (c *Coordinator) groupAfter(g *group, d time.Duration, f func()) *ltimer {
 	})
 }
 
-func (c *Coordinator) stop(lt *ltimer) {
-	if lt == nil || lt.stopped {
-		return
-	}
-	lt.stopped = true
-	lt.t.Stop()
-	delete(c.timers, lt)
-}
+func (c *Coordinator) stop(lt *loop.Handle) { c.timers.Stop(lt) }
 
 // writer serializes appends to one __consumer_offsets partition: records
 // reach the log in the order the loop queued them, and completions come back
@@ -495,7 +443,7 @@ func (c *Coordinator) runWriter(w *writer) {
 				}
 				batch := ops[:n]
 				ops = ops[n:]
-				c.ev.post(func() {
+				c.ev.Post(func() {
 					for _, op := range batch {
 						op.done(err)
 					}

@@ -4,103 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
+
+	"github.com/strata-broker/strata/broker/internal/loop/looptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeClock fires timers only when the test advances it. After each fired
-// timer it calls settle (a coordinator barrier), so timers the coordinator
-// arms in reaction are due relative to the right instant.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-	seq    int
-	settle func()
-}
-
-type fakeTimer struct {
-	clk     *fakeClock
-	at      time.Time
-	seq     int
-	f       func()
-	stopped bool
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.clk.mu.Lock()
-	defer t.clk.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	t := &fakeTimer{clk: c, at: c.now.Add(d), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-// Advance moves time forward by d, firing due timers in deadline order.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	target := c.now.Add(d)
-	c.mu.Unlock()
-	for {
-		c.mu.Lock()
-		var live []*fakeTimer
-		for _, t := range c.timers {
-			if !t.stopped {
-				live = append(live, t)
-			}
-		}
-		c.timers = live
-		sort.Slice(live, func(i, j int) bool {
-			if !live[i].at.Equal(live[j].at) {
-				return live[i].at.Before(live[j].at)
-			}
-			return live[i].seq < live[j].seq
-		})
-		if len(live) == 0 || live[0].at.After(target) {
-			c.now = target
-			c.mu.Unlock()
-			if c.settle != nil {
-				c.settle()
-			}
-			return
-		}
-		t := live[0]
-		t.stopped = true
-		if t.at.After(c.now) {
-			c.now = t.at
-		}
-		c.mu.Unlock()
-		t.f()
-		if c.settle != nil {
-			c.settle()
-		}
-	}
-}
 
 // memLog is an in-memory __consumer_offsets with failure injection.
 type memLog struct {
@@ -194,7 +108,7 @@ func (l *memLog) replay(c *Coordinator) {
 type harness struct {
 	t   *testing.T
 	c   *Coordinator
-	clk *fakeClock
+	clk *looptest.FakeClock
 	log *memLog
 	ctx context.Context
 }
@@ -207,7 +121,7 @@ const (
 
 func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: newFakeClock(), log: newMemLog()}
+	h := &harness{t: t, clk: looptest.NewFakeClock(), log: newMemLog()}
 	cfg := Config{
 		Partitions:            7,
 		Log:                   h.log,
@@ -220,7 +134,7 @@ func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 		f(&cfg)
 	}
 	h.c = New(cfg)
-	h.clk.settle = h.sync
+	h.clk.Settle = h.sync
 	t.Cleanup(h.c.Close)
 	h.ctx = WithClient(context.Background(), "client", "/127.0.0.1")
 	return h

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/loop"
 )
 
 // groupState is Kafka's classic group state; String gives the names Kafka
@@ -63,7 +65,7 @@ type member struct {
 	// isNew: joined but its first JoinGroup has not completed; it may then
 	// be expired even while awaiting the join (Kafka's new-member timeout).
 	isNew bool
-	hb    *ltimer // session (or new-member) expiry
+	hb    *loop.Handle // session (or new-member) expiry
 }
 
 func (m *member) metadata(name string) []byte {
@@ -117,14 +119,14 @@ type group struct {
 	members     map[string]*member
 	order       []*member // join order: iteration order, leader fallback
 	static      map[string]string
-	pendingJoin map[string]*ltimer // MEMBER_ID_REQUIRED ids not joined yet
+	pendingJoin map[string]*loop.Handle // MEMBER_ID_REQUIRED ids not joined yet
 	pendingSync map[string]struct{}
 	supported   map[string]int // protocol name -> members supporting it
 
 	newMemberAdded bool // a member joined during the initial delay: extend it
 	initialDelay   bool // the initial-rebalance delay timer is armed
-	joinTimer      *ltimer
-	syncTimer      *ltimer
+	joinTimer      *loop.Handle
+	syncTimer      *loop.Handle
 
 	subscribed      map[string]bool // topics of the consumer protocol subscriptions
 	subscribedKnown bool
@@ -148,7 +150,7 @@ func newGroup(id string, partition int32, nowMs int64) *group {
 		stateMs:        nowMs,
 		members:        make(map[string]*member),
 		static:         make(map[string]string),
-		pendingJoin:    make(map[string]*ltimer),
+		pendingJoin:    make(map[string]*loop.Handle),
 		pendingSync:    make(map[string]struct{}),
 		supported:      make(map[string]int),
 		offsets:        make(map[topicPartition]committed),

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/loop/looptest"
 )
 
 func TestSimpleCommitAndFetch(t *testing.T) {
@@ -205,13 +207,12 @@ func TestLoadReplayRestoresState(t *testing.T) {
 	// A new coordinator over the same log (once the empty group's
 	// metadata, written after the LeaveGroup response, is in).
 	h.sync()
-	clk := newFakeClock()
-	clk.now = h.clk.Now()
+	clk := looptest.NewFakeClockAt(h.clk.Now())
 	c2 := New(Config{Partitions: 7, Log: h.log, Clock: clk, MinSessionTimeout: time.Second, MaxSessionTimeout: time.Minute})
 	defer c2.Close()
 	h.log.replay(c2)
 	h2 := &harness{t: t, c: c2, clk: clk, log: h.log, ctx: h.ctx}
-	clk.settle = h2.sync
+	clk.Settle = h2.sync
 
 	if got, _ := h2.fetch(8, "live", nil); !reflect.DeepEqual(got, map[string]int64{"t1/0": 100, "t1/1": 101}) {
 		t.Fatalf("live offsets %v", got)

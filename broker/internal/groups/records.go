@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/loop"
 )
 
 // Record layout: Apache Kafka's own __consumer_offsets schema, so Kafka's
@@ -293,7 +295,7 @@ func (c *Coordinator) resetMembers(g *group) {
 	g.members = make(map[string]*member)
 	g.order = nil
 	g.static = make(map[string]string)
-	g.pendingJoin = make(map[string]*ltimer)
+	g.pendingJoin = make(map[string]*loop.Handle)
 	g.pendingSync = make(map[string]struct{})
 	g.supported = make(map[string]int)
 	g.initialDelay, g.newMemberAdded = false, false

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strata-broker/strata/broker/internal/loop"
 )
 
 // Log is the persistence seam, implemented by the broker on the
@@ -72,7 +74,7 @@ type Config struct {
 	ProducerIDs ProducerIDs
 	Markers     MarkerWriter
 	Logger      *slog.Logger // nil: discard
-	Clock       Clock        // nil: wall clock
+	Clock       loop.Clock   // nil: wall clock
 
 	MaxTimeout            time.Duration // transaction.max.timeout.ms (15 min)
 	IDExpiration          time.Duration // transactional.id.expiration.ms (7 days)
@@ -84,11 +86,11 @@ type Config struct {
 // Coordinator is the transaction coordinator. See doc.go.
 type Coordinator struct {
 	cfg   Config
-	clock Clock
+	clock loop.Clock
 	log   *slog.Logger
 
 	reqs      chan func()
-	ev        events
+	ev        *loop.Events
 	ctx       context.Context
 	cancel    context.CancelFunc
 	done      chan struct{} // closed once the loop has stopped
@@ -98,7 +100,7 @@ type Coordinator struct {
 	// Owned by the loop goroutine.
 	txns     map[string]*txn
 	parts    map[int32]*partState
-	timers   map[*ltimer]struct{}
+	timers   *loop.Timers
 	busy     int        // appends and marker writes in flight
 	watchers []*watcher // test hook: conditions checked after every event
 }
@@ -137,19 +139,19 @@ func New(cfg Config) *Coordinator {
 	def(&cfg.RemoveExpiredInterval, defaultRemoveExpiredInterval)
 	def(&cfg.RetryBackoff, defaultRetryBackoff)
 	c := &Coordinator{
-		cfg:    cfg,
-		clock:  cfg.Clock,
-		log:    cfg.Logger,
-		reqs:   make(chan func(), requestQueueLen),
-		ev:     events{signal: make(chan struct{}, 1)},
-		done:   make(chan struct{}),
-		txns:   make(map[string]*txn),
-		parts:  make(map[int32]*partState),
-		timers: make(map[*ltimer]struct{}),
+		cfg:   cfg,
+		clock: cfg.Clock,
+		log:   cfg.Logger,
+		reqs:  make(chan func(), requestQueueLen),
+		ev:    loop.NewEvents(),
+		done:  make(chan struct{}),
+		txns:  make(map[string]*txn),
+		parts: make(map[int32]*partState),
 	}
 	if c.clock == nil {
-		c.clock = realClock{}
+		c.clock = loop.RealClock{}
 	}
+	c.timers = loop.NewTimers(c.clock, c.ev)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -209,16 +211,12 @@ func (c *Coordinator) run() {
 	for {
 		select {
 		case <-c.ctx.Done():
-			for lt := range c.timers {
-				lt.stopped = true
-				lt.t.Stop()
-			}
-			clear(c.timers)
+			c.timers.StopAll()
 			for _, t := range c.txns {
 				t.gone = true
 			}
 			return
-		case <-c.ev.signal:
+		case <-c.ev.Signal():
 			c.drainEvents()
 		case f := <-c.reqs:
 			// Events queued before this request (fired timers, finished
@@ -239,7 +237,7 @@ func (c *Coordinator) every(d time.Duration, f func()) {
 
 func (c *Coordinator) drainEvents() {
 	for {
-		fs := c.ev.take()
+		fs := c.ev.Take()
 		if len(fs) == 0 {
 			return
 		}
@@ -293,53 +291,10 @@ func await[T any](c *Coordinator, ctx context.Context, f func(reply func(T)), fa
 	}
 }
 
-// events is the loop's unbounded inbox for timers and async work: posting
-// never blocks, so no callback can deadlock with the loop.
-type events struct {
-	mu     sync.Mutex
-	q      []func()
-	signal chan struct{} // capacity 1
-}
-
-func (e *events) post(f func()) {
-	e.mu.Lock()
-	e.q = append(e.q, f)
-	e.mu.Unlock()
-	select {
-	case e.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (e *events) take() []func() {
-	e.mu.Lock()
-	q := e.q
-	e.q = nil
-	e.mu.Unlock()
-	return q
-}
-
-// ltimer is a loop-owned timer; its callback runs on the loop, and not at
-// all once stopped.
-type ltimer struct {
-	t       Timer
-	stopped bool
-}
-
-func (c *Coordinator) after(d time.Duration, f func()) *ltimer {
-	lt := &ltimer{}
-	c.timers[lt] = struct{}{}
-	lt.t = c.clock.AfterFunc(d, func() {
-		c.ev.post(func() {
-			if lt.stopped {
-				return
-			}
-			lt.stopped = true
-			delete(c.timers, lt)
-			f()
-		})
-	})
-	return lt
+// after arms a loop-owned timer: f runs on the loop after d, and not at all
+// once the loop has stopped.
+func (c *Coordinator) after(d time.Duration, f func()) *loop.Handle {
+	return c.timers.After(d, f)
 }
 
 // async runs work off the loop and then done on the loop. busy counts it so
@@ -350,7 +305,7 @@ func (c *Coordinator) async(work func() error, done func(error)) {
 	go func() {
 		defer c.wg.Done()
 		err := work()
-		c.ev.post(func() {
+		c.ev.Post(func() {
 			c.busy--
 			done(err)
 		})

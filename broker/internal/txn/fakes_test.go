@@ -5,103 +5,17 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
+
+	"github.com/strata-broker/strata/broker/internal/loop/looptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// fakeClock fires timers only when the test advances it, calling settle
-// (a coordinator barrier) after each, so timers armed in reaction are due
-// relative to the right instant.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-	seq    int
-	settle func()
-}
-
-type fakeTimer struct {
-	clk     *fakeClock
-	at      time.Time
-	seq     int
-	f       func()
-	stopped bool
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.clk.mu.Lock()
-	defer t.clk.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	t := &fakeTimer{clk: c, at: c.now.Add(d), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-// Advance moves time forward by d, firing due timers in deadline order.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	target := c.now.Add(d)
-	c.mu.Unlock()
-	for {
-		c.mu.Lock()
-		live := c.timers[:0]
-		for _, t := range c.timers {
-			if !t.stopped {
-				live = append(live, t)
-			}
-		}
-		c.timers = live
-		sort.Slice(live, func(i, j int) bool {
-			if !live[i].at.Equal(live[j].at) {
-				return live[i].at.Before(live[j].at)
-			}
-			return live[i].seq < live[j].seq
-		})
-		if len(live) == 0 || live[0].at.After(target) {
-			c.now = target
-			c.mu.Unlock()
-			if c.settle != nil {
-				c.settle()
-			}
-			return
-		}
-		t := live[0]
-		t.stopped = true
-		if t.at.After(c.now) {
-			c.now = t.at
-		}
-		c.mu.Unlock()
-		t.f()
-		if c.settle != nil {
-			c.settle()
-		}
-	}
-}
 
 type kv struct{ key, value []byte }
 
@@ -270,7 +184,7 @@ var errInjected = errors.New("injected failure")
 type harness struct {
 	t       *testing.T
 	c       *Coordinator
-	clk     *fakeClock
+	clk     *looptest.FakeClock
 	log     *memLog
 	markers *fakeMarkers
 	ids     *fakeIDs
@@ -279,7 +193,7 @@ type harness struct {
 
 func newHarness(t *testing.T, mod ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: newFakeClock(), log: newMemLog(), markers: &fakeMarkers{}, ids: &fakeIDs{next: 1000}, ctx: context.Background()}
+	h := &harness{t: t, clk: looptest.NewFakeClock(), log: newMemLog(), markers: &fakeMarkers{}, ids: &fakeIDs{next: 1000}, ctx: context.Background()}
 	h.start(mod...)
 	return h
 }
@@ -302,7 +216,7 @@ func (h *harness) start(mod ...func(*Config)) {
 		f(&cfg)
 	}
 	h.c = New(cfg)
-	h.clk.settle = h.sync
+	h.clk.Settle = h.sync
 	h.t.Cleanup(h.c.Close)
 	for p := int32(0); p < testPartitions; p++ {
 		if err := h.c.LoadPartition(h.ctx, p, testCoordEpoch); err != nil {
@@ -315,7 +229,7 @@ func (h *harness) start(mod ...func(*Config)) {
 // restart closes the coordinator and starts a new one over the same log.
 func (h *harness) restart() {
 	h.c.Close()
-	h.clk.settle = nil
+	h.clk.Settle = nil
 	h.start()
 }
 
