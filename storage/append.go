@@ -138,6 +138,11 @@ func (l *Log) writeBatches(batches []proto.Batch, firstOffset, total int64, m wr
 			maxTs = m.logAppendTime
 		}
 		n := int64(len(b.Raw))
+		if !m.stamp {
+			// Replicated batches keep the leader's offsets, which a
+			// compacted leader log may leave gaps between.
+			o = b.BaseOffset
+		}
 		last := o + int64(b.LastOffsetDelta)
 		act.track(o, last, maxTs, p, n, cfg.IndexIntervalBytes)
 		if !m.stamp && l.epochs.assign(b.PartitionLeaderEpoch, o) {
@@ -148,6 +153,10 @@ func (l *Log) writeBatches(batches []proto.Batch, firstOffset, total int64, m wr
 	act.size = p
 	act.persisted = false
 	l.leo = o
+	if l.appended != nil {
+		close(l.appended)
+		l.appended = nil
+	}
 	if m.stamp {
 		epochChanged = l.epochs.assign(m.leaderEpoch, firstOffset)
 	}

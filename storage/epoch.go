@@ -105,6 +105,17 @@ func (l *Log) EpochForOffset(offset int64) int32 {
 	return l.epochs.epochFor(offset)
 }
 
+// LatestEpoch is the newest leader epoch in the history, -1 if none: what a
+// follower asks the leader about (OffsetForLeaderEpoch) before fetching.
+func (l *Log) LatestEpoch() int32 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if n := len(l.epochs); n > 0 {
+		return l.epochs[n-1].epoch
+	}
+	return -1
+}
+
 // EndOffsetForEpoch implements OffsetForLeaderEpoch for this log: see
 // epochCache.endOffsetFor.
 func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {

@@ -194,6 +194,7 @@ type Log struct {
 	logStart     int64      // global: may lie below the first local segment when older data is remote
 	remoteEnd    int64      // every offset below is recorded in the remote tier; 0 = nothing
 	epochs       epochCache
+	appended     chan struct{} // closed when leo advances; nil until asked for (Appended)
 	dirGen       uint64        // bumped when a file the log depends on is created
 	pendingSnaps []snapshotJob // producer snapshots taken at roll, written by the flusher
 	// unstable: the transactions that hold the last stable offset back
@@ -273,6 +274,22 @@ func (l *Log) LogEndOffset() int64 {
 // safe mode, the log end offset when relaxed. It never goes backwards.
 func (l *Log) HighWatermark() int64 { return l.hw.Load() }
 
+// Appended returns a channel closed at the next append (the log end
+// moves; or at Close): what a leader's follower fetches long-poll on, since
+// their own fetches are what moves the high watermark. Check LogEndOffset
+// after taking the channel to avoid missing an append.
+func (l *Log) Appended() <-chan struct{} {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	if l.closed.Load() {
+		return closedChan
+	}
+	if l.appended == nil {
+		l.appended = make(chan struct{})
+	}
+	return l.appended
+}
+
 // Changed returns a channel closed at the next HighWatermark advance (or at
 // Close). Call it again for the one after; check HighWatermark after taking
 // the channel to avoid missing an advance.
@@ -348,6 +365,12 @@ func (l *Log) Close() error {
 		return l.closeErr
 	}
 	l.closed.Store(true)
+	l.segMu.Lock()
+	if l.appended != nil {
+		close(l.appended)
+		l.appended = nil
+	}
+	l.segMu.Unlock()
 	close(l.stop)
 	<-l.flusherDone
 

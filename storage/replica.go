@@ -47,8 +47,9 @@ const (
 // as a follower's Fetch returns them: whole batches with their base offsets
 // and partition leader epochs set. Every batch is checked before anything
 // is written: framing, magic 2 and CRC32C (a partial trailing batch is an
-// error: the caller trims what Fetch cut off), and offsets contiguous from
-// exactly LogEndOffset (else ErrOffsetMismatch). The bytes are written
+// error: the caller trims what Fetch cut off), and offsets ascending from
+// LogEndOffset (else ErrOffsetMismatch); gaps between batches are kept, as
+// a compacted leader log has them. The bytes are written
 // unchanged; the epoch history learns each new partition leader epoch at
 // the first batch carrying it; idempotent producer state records the
 // batches without validating sequences (the leader did), as Kafka
@@ -84,7 +85,9 @@ func (l *Log) AppendReplicated(data []byte) (AppendInfo, error) {
 		if b.LastOffsetDelta < 0 {
 			return fmt.Errorf("batch at offset %d: last offset delta %d: %w", b.BaseOffset, b.LastOffsetDelta, ErrCorrupt)
 		}
-		if b.BaseOffset != expect {
+		// A gap is fine (the leader's compaction removed whole batches);
+		// going back is not.
+		if b.BaseOffset < expect {
 			return fmt.Errorf("batch base offset %d, log end %d: %w", b.BaseOffset, expect, ErrOffsetMismatch)
 		}
 		expect = b.BaseOffset + int64(b.LastOffsetDelta) + 1
