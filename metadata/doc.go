@@ -23,9 +23,11 @@
 // Broker registration with incarnations and endpoints, fencing, ISR
 // changes (AlterPartition), leader elections, reassignments and controlled
 // shutdown are commands (cluster.go) whose decisions are pure functions
-// shared with the active-controller loop to come (controller.go: elections,
-// placement, and the leader-only heartbeat tracker, which like Kafka's
-// never enters the log).
+// (controller.go: elections, placement, and the leader-only heartbeat
+// tracker, which like Kafka's never enters the log). Brokers heartbeat to
+// the active controller (BrokerHeartbeat, forwarded to the leader); the
+// controller loop (heartbeat.go) fences a broker whose heartbeats stop for
+// Config.BrokerSessionTimeout and unfences one that heartbeats again.
 //
 // Remote manifests are plain data here: this package does not import
 // tiering; the broker adapts tiering.ManifestStore to RemoteManifest,
@@ -48,6 +50,8 @@
 //   - controller.go: controller decisions as pure functions (leader
 //     election, ISR shrink, reassignment completion, PlaceReplicas) and
 //     HeartbeatTracker.
+//   - heartbeat.go: BrokerHeartbeat, IsActiveController, and the active
+//     controller loop that fences and unfences brokers by their sessions.
 //   - store.go: Store: Raft wiring, bootstrap, reads, lifecycle.
 //   - quorum.go: roles and voters (ParseRoles, ParseVoters), proposals
 //     that reach the leader from any node, membership changes, the
@@ -56,8 +60,10 @@
 //     frames), its server and client.
 //   - transport.go: Raft transports; a TCP stream layer, optionally mutual
 //     TLS (Config.TLS), that closes the connections it accepted (Raft's own
-//     leaves their goroutines running); the mux that shares the Raft port
-//     with forwarding by the first byte of each connection.
+//     leaves their goroutines running) and dials from the bind IP when
+//     that is a specific address (so peers and proxies see each node's own
+//     address); the mux that shares the Raft port with forwarding by the
+//     first byte of each connection.
 //   - internal/raftlog: hclog -> slog bridge for Raft's own logging.
 //
 // # Invariants
@@ -125,6 +131,15 @@
 //     command it does not know is refused, never logged. A forwarding node
 //     returns only once it has applied the entry itself (or its caller's
 //     context ended), so its own reads see its writes.
+//   - Broker sessions: a heartbeat never writes the log; it is answered
+//     from the leader's applied state, and only once that leader has
+//     applied the whole log in its term (a barrier), so a lagging new
+//     leader never calls a registered broker stale. A new leader gives
+//     every broker a full session timeout before fencing it; only a
+//     heartbeat it received itself unfences a broker, never the grace
+//     period, and never one in controlled shutdown. Fence and unfence
+//     commands name the incarnation they judged, and are proposed only on
+//     the leader that judged it (never forwarded to its successor).
 //
 // # Concurrency
 //
@@ -139,6 +154,13 @@
 // Store.run (one goroutine, owned by the Store) reacts to leadership: after
 // becoming leader it issues a Raft barrier so the whole log is applied, then
 // initializes the cluster id if needed, then marks the store ready.
+//
+// On a controller node, the controller loop (one goroutine, owned by the
+// Store, ended by Close) wakes every max(50ms, min(1s, session timeout/8)),
+// on Raft leader observations (its own observer) and when a heartbeat
+// finds the leader not ready; it does nothing unless this node leads. It
+// proposes through Store.do like any write. The HeartbeatTracker has its
+// own mutex; heartbeats touch it from forwarding or caller goroutines.
 //
 // Each write is proposed from a short-lived goroutine that blocks on the Raft
 // future, so the caller can stop waiting on ctx. Close first refuses new

@@ -15,7 +15,10 @@ package metadata
 // size counts the bytes after it. Bodies are decoded strictly (unknown
 // fields are an error), as commands are: a node must not silently drop a
 // field a newer one relies on. A response echoes the request's kind (0 when
-// the request could not be decoded). A new field or kind is a new version.
+// the request could not be decoded). A new field or kind is a new version,
+// except a new kind whose new fields only it carries (broker-heartbeat's
+// incarnation and fenced): an older node refuses the unknown kind cleanly
+// and still reads every other request.
 // The command bytes of a proposal are the log entry itself (command.go's
 // envelope); the leader decodes them before appending, so a command it
 // does not understand is refused instead of reaching (and stopping) every
@@ -45,12 +48,13 @@ type fwdKind uint8
 
 // Kinds are persistent numbers, like command types.
 const (
-	fwdPropose        fwdKind = 1 // apply a command; answers applyResult
-	fwdAddNonvoter    fwdKind = 2 // add or update a non-voter (idempotent)
-	fwdAddVoter       fwdKind = 3 // add a voter or promote a non-voter (idempotent)
-	fwdRemoveServer   fwdKind = 4 // remove a server (idempotent)
-	fwdDescribeQuorum fwdKind = 5 // the leader's view of the quorum
-	fwdReplicaState   fwdKind = 6 // this node's own log position (any node answers)
+	fwdPropose         fwdKind = 1 // apply a command; answers applyResult
+	fwdAddNonvoter     fwdKind = 2 // add or update a non-voter (idempotent)
+	fwdAddVoter        fwdKind = 3 // add a voter or promote a non-voter (idempotent)
+	fwdRemoveServer    fwdKind = 4 // remove a server (idempotent)
+	fwdDescribeQuorum  fwdKind = 5 // the leader's view of the quorum
+	fwdReplicaState    fwdKind = 6 // this node's own log position (any node answers)
+	fwdBrokerHeartbeat fwdKind = 7 // a broker's heartbeat (heartbeat.go); never writes the log
 )
 
 func (k fwdKind) String() string {
@@ -67,6 +71,8 @@ func (k fwdKind) String() string {
 		return "describe-quorum"
 	case fwdReplicaState:
 		return "replica-state"
+	case fwdBrokerHeartbeat:
+		return "broker-heartbeat"
 	}
 	return fmt.Sprintf("fwdKind(%d)", uint8(k))
 }
@@ -93,8 +99,11 @@ type fwdRequest struct {
 	Kind    fwdKind `json:"-"`
 	Op      string  `json:"op,omitempty"`      // for messages and logs
 	Command []byte  `json:"command,omitempty"` // fwdPropose: the log entry
-	ID      int32   `json:"id,omitempty"`      // membership changes
+	ID      int32   `json:"id,omitempty"`      // membership changes; fwdBrokerHeartbeat: the broker
 	Addr    string  `json:"addr,omitempty"`    // fwdAddNonvoter, fwdAddVoter
+	// Incarnation: fwdBrokerHeartbeat. omitzero keeps it out of every
+	// other kind's body, which older nodes decode strictly.
+	Incarnation uuid.UUID `json:"incarnation,omitzero"`
 }
 
 type fwdStatus uint8
@@ -118,6 +127,7 @@ type fwdResponse struct {
 	result  applyResult
 	quorum  *QuorumInfo
 	replica *replicaReport
+	fenced  bool // fwdBrokerHeartbeat: the broker is fenced
 }
 
 // replicaReport is a node's own view of its log, for DescribeQuorum.
@@ -182,6 +192,7 @@ type wireResponse struct {
 	Result     *wireResult    `json:"result,omitempty"`
 	Quorum     *QuorumInfo    `json:"quorum,omitempty"`
 	Replica    *replicaReport `json:"replica,omitempty"`
+	Fenced     bool           `json:"fenced,omitempty"`
 }
 
 // wireErrorCodes are the sentinels an answer can carry; codes are
@@ -209,6 +220,7 @@ var wireErrorCodes = []struct {
 	{16, ErrElectionNotNeeded},
 	{17, ErrPreferredLeaderNotAvailable},
 	{18, ErrEligibleLeadersNotAvailable},
+	{19, ErrStaleBrokerEpoch},
 	{7, ErrInvalidArgument},
 }
 
@@ -290,6 +302,10 @@ func decodeRequest(body []byte) (*fwdRequest, error) {
 		if req.ID < 0 {
 			return nil, fmt.Errorf("%w: %s: node id %d", errBadForward, k, req.ID)
 		}
+	case fwdBrokerHeartbeat:
+		if req.ID < 0 || req.Incarnation == uuid.Nil {
+			return nil, fmt.Errorf("%w: %s: broker %d, incarnation %s", errBadForward, k, req.ID, req.Incarnation)
+		}
 	case fwdDescribeQuorum, fwdReplicaState:
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %d", errBadForward, uint8(k))
@@ -298,7 +314,7 @@ func decodeRequest(body []byte) (*fwdRequest, error) {
 }
 
 func encodeResponse(k fwdKind, r fwdResponse) ([]byte, error) {
-	w := wireResponse{Status: r.status, LeaderID: r.leaderID, LeaderAddr: r.leaderAddr, Index: r.index, Quorum: r.quorum, Replica: r.replica}
+	w := wireResponse{Status: r.status, LeaderID: r.leaderID, LeaderAddr: r.leaderAddr, Index: r.index, Quorum: r.quorum, Replica: r.replica, Fenced: r.fenced}
 	if r.err != nil {
 		w.Error = toWireError(r.err)
 		if w.Status == fwdOK {
@@ -325,7 +341,7 @@ func decodeResponse(body []byte, want fwdKind) (fwdResponse, error) {
 	if k != want && !(k == 0 && w.Status == fwdFailed) {
 		return fwdResponse{}, fmt.Errorf("%w: answer of kind %s to a %s request", errBadForward, k, want)
 	}
-	r := fwdResponse{status: w.Status, leaderID: w.LeaderID, leaderAddr: w.LeaderAddr, index: w.Index, quorum: w.Quorum, replica: w.Replica}
+	r := fwdResponse{status: w.Status, leaderID: w.LeaderID, leaderAddr: w.LeaderAddr, index: w.Index, quorum: w.Quorum, replica: w.Replica, fenced: w.Fenced}
 	switch w.Status {
 	case fwdOK:
 		if w.Error != nil {

@@ -412,6 +412,8 @@ func (s *Store) handleLocal(ctx context.Context, req *fwdRequest) fwdResponse {
 		return s.changeMembership(ctx, req)
 	case fwdDescribeQuorum:
 		return s.describeLocal(ctx, req)
+	case fwdBrokerHeartbeat:
+		return s.heartbeatLocal(ctx, req)
 	}
 	return fwdResponse{status: fwdFailed, err: fmt.Errorf("%s: unknown request %s: %w", req.Op, req.Kind, ErrInvalidArgument)}
 }

@@ -51,6 +51,8 @@ type Store struct {
 	trans closableTransport
 	// q: forwarding to the leader, membership, DescribeQuorum (quorum.go).
 	q quorumState
+	// hb: broker heartbeats and the controller loop (heartbeat.go).
+	hb heartbeatState
 
 	observations chan raft.Observation
 	observer     *raft.Observer
@@ -158,6 +160,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		closing:      make(chan struct{}),
 		ready:        make(chan struct{}),
 		q:            newQuorumState(mux),
+		hb:           newHeartbeatState(time.Now()),
 	}
 	s.observer = raft.NewObserver(s.observations, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
@@ -172,6 +175,9 @@ func Open(cfg Config) (_ *Store, err error) {
 	if !cfg.isVoter() {
 		s.wg.Add(1)
 		go s.join()
+	}
+	if cfg.roles().IsController() {
+		s.startController()
 	}
 	logger.Info("metadata store opened", "dir", cfg.Dir, "raft_addr", trans.LocalAddr(), "bootstrapped", !existing && cfg.isVoter(), "roles", cfg.roles().String())
 	return s, nil

@@ -122,6 +122,10 @@ type tcpStream struct {
 	advertise net.Addr
 	serverTLS *tls.Config // nil: plain TCP
 	clientTLS *tls.Config
+	// localIP is the source address of outbound connections (Raft and
+	// forwarding): the bind IP when that is a specific address, else nil
+	// (the kernel picks). See sourceIP.
+	localIP net.IP
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*trackedConn]struct{}
@@ -142,6 +146,7 @@ func listenTCP(bind string, advertise net.Addr, serverTLS, clientTLS *tls.Config
 		advertise: advertise,
 		serverTLS: serverTLS,
 		clientTLS: clientTLS,
+		localIP:   sourceIP(bind),
 		conns:     map[*trackedConn]struct{}{},
 	}
 	if advertise == nil {
@@ -200,11 +205,39 @@ func (s *tcpStream) Addr() net.Addr {
 // bounded by timeout; the peer's certificate must name the host of addr
 // (the address in the Raft configuration).
 func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	if s.clientTLS == nil {
-		return net.DialTimeout("tcp", string(addr), timeout)
+	nd := &net.Dialer{Timeout: timeout}
+	if s.localIP != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: s.localIP}
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: s.clientTLS}
+	if s.clientTLS == nil {
+		return nd.Dial("tcp", string(addr))
+	}
+	d := tls.Dialer{NetDialer: nd, Config: s.clientTLS}
 	return d.Dial("tcp", string(addr))
+}
+
+// sourceIP returns the IP a node binding Raft to bind should dial from:
+// that IP when it is a literal, specific address; nil for a wildcard, an
+// empty host or a host name (not resolved here), which leave the choice
+// to the kernel.
+//
+// Dialing from the bind address makes a node's connections come from the
+// address it is known by. On loopback the kernel would otherwise use
+// 127.0.0.1 for every node, and a fault-injecting proxy (the isolation
+// tests give each node its own 127.0.0.x) could not tell whose traffic it
+// carries. On a multi-homed host it also keeps the source on the interface
+// the operator chose. Go's dialer then skips peer addresses of the other
+// IP family, so the peers must be reachable over the bind IP's family.
+func sourceIP(bind string) net.IP {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsUnspecified() {
+		return nil
+	}
+	return ip
 }
 
 // trackedConn is an accepted connection that leaves the stream's set when

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
@@ -49,6 +50,11 @@ var (
 	// ErrStaleBrokerIncarnation: the command names an incarnation of the
 	// broker that a newer registration replaced (STALE_BROKER_EPOCH).
 	ErrStaleBrokerIncarnation = errors.New("metadata: stale broker incarnation")
+	// ErrStaleBrokerEpoch: a broker heartbeat from a broker the active
+	// controller does not know, or from an incarnation that is not the
+	// registered one (STALE_BROKER_EPOCH, as Kafka answers both); the
+	// broker registers again.
+	ErrStaleBrokerEpoch = errors.New("metadata: stale broker epoch")
 	// ErrFencedLeaderEpoch: an AlterPartition from a leader whose leader
 	// epoch is not the partition's current one (FENCED_LEADER_EPOCH).
 	ErrFencedLeaderEpoch = errors.New("metadata: fenced leader epoch")
@@ -285,6 +291,14 @@ type Config struct {
 	// through GetCertificate (also used for the client side when
 	// Certificates and GetClientCertificate are empty).
 	TLS *tls.Config
+	// BrokerSessionTimeout is Kafka's broker.session.timeout.ms: the
+	// active controller fences a registered (RegisterBrokerV2) broker that
+	// has not heartbeated for this long. 0 means 9s, Kafka's default.
+	BrokerSessionTimeout time.Duration
+	// UncleanLeaderElection is the broker default of
+	// unclean.leader.election.enable, used by the active controller when it
+	// fences or unfences a broker and the topic does not set it.
+	UncleanLeaderElection bool
 
 	// tune lets tests adjust the Raft configuration (e.g. TrailingLogs).
 	tune func(*raft.Config)
@@ -297,6 +311,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dir == "" {
 		return errors.New("metadata config: dir is required")
+	}
+	if c.BrokerSessionTimeout < 0 {
+		return fmt.Errorf("metadata config: broker session timeout %v must not be negative", c.BrokerSessionTimeout)
 	}
 	if c.Roles&^(RoleBroker|RoleController) != 0 {
 		return fmt.Errorf("metadata config: unknown roles %#x", uint8(c.Roles))
