@@ -10,6 +10,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,19 +52,37 @@ func handleCreatePartitions(s *Server, ctx context.Context, r *request) *reply {
 			if rt.Assignment != nil && int32(len(rt.Assignment)) != rt.Count-cur {
 				return fmt.Errorf("assignment names %d partitions, %d are being added: %w", len(rt.Assignment), rt.Count-cur, kerr.InvalidReplicaAssignment)
 			}
+			rf := len(t.Partitions[0].Replicas)
+			live := map[int32]bool{}
+			for _, id := range s.liveBrokerIDs() {
+				live[id] = true
+			}
 			for _, a := range rt.Assignment {
+				if len(a.Replicas) != rf {
+					return fmt.Errorf("assignment has %d replicas, the topic's replication factor is %d: %w", len(a.Replicas), rf, kerr.InvalidReplicaAssignment)
+				}
+				dup := map[int32]bool{}
 				for _, b := range a.Replicas {
-					if b != s.cfg.NodeID {
-						return fmt.Errorf("unknown broker %d in assignment: %w", b, kerr.InvalidReplicaAssignment)
+					if !live[b] || dup[b] {
+						return fmt.Errorf("broker %d in assignment is unknown, not live or repeated: %w", b, kerr.InvalidReplicaAssignment)
 					}
+					dup[b] = true
 				}
 			}
 			if req.ValidateOnly {
 				return nil
 			}
 			var add []metadata.Partition
-			for i := cur; i < rt.Count; i++ {
-				add = append(add, s.newPartitionAssignment(i))
+			if rt.Assignment != nil {
+				for i, a := range rt.Assignment {
+					rs := slices.Clone(a.Replicas)
+					add = append(add, metadata.Partition{Index: cur + int32(i), Replicas: rs, ISR: slices.Clone(rs), Leader: rs[0]})
+				}
+			} else {
+				var err error
+				if add, err = s.placePartitions(cur, rt.Count-cur, int16(rf)); err != nil {
+					return err
+				}
 			}
 			if err := s.meta.CreatePartitions(ctx, t.ID, add); err != nil {
 				return err

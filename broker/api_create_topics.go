@@ -18,6 +18,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -62,6 +63,9 @@ func handleCreateTopics(s *Server, ctx context.Context, r *request) *reply {
 		case len(rt.ReplicaAssignment) > 0:
 			err = s.checkAssignment(rt.ReplicaAssignment)
 			spec.partitions, spec.replication = int32(len(rt.ReplicaAssignment)), int16(len(rt.ReplicaAssignment[0].Replicas))
+			for _, a := range rt.ReplicaAssignment {
+				spec.assignment = append(spec.assignment, slices.Clone(a.Replicas))
+			}
 		}
 		for _, c := range rt.Configs {
 			if c.Value == nil {

@@ -33,17 +33,12 @@ func handleDescribeCluster(s *Server, ctx context.Context, r *request) *reply {
 		}
 	}
 	resp.ClusterID = s.meta.ClusterID()
-	resp.ControllerID = s.cfg.NodeID
-	for _, b := range s.meta.Brokers() {
+	resp.ControllerID = s.controllerID()
+	for _, b := range s.liveBrokers(r) {
 		rb := kmsg.NewDescribeClusterResponseBroker()
-		rb.NodeID, rb.Host, rb.Port = b.ID, b.Host, b.Port
-		if b.ID == s.cfg.NodeID {
-			// Kafka answers with the endpoints of the listener the request
-			// came in on.
-			rb.Host, rb.Port = s.selfAddr(r)
-		}
-		if b.Rack != "" {
-			rb.Rack = kmsg.StringPtr(b.Rack)
+		rb.NodeID, rb.Host, rb.Port = b.id, b.host, b.port
+		if b.rack != "" {
+			rb.Rack = kmsg.StringPtr(b.rack)
 		}
 		resp.Brokers = append(resp.Brokers, rb)
 	}

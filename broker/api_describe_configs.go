@@ -82,6 +82,9 @@ func (s *Server) topicSizeConfigs(topic string, names []string) []kmsg.DescribeC
 	}
 	var local, remote int64
 	for _, p := range ts.parts {
+		if p == nil {
+			continue
+		}
 		local += p.log.Size()
 		rb, _, _, _ := s.tier.Stats(ts.id, p.index)
 		remote += rb

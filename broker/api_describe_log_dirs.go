@@ -61,7 +61,7 @@ func handleDescribeLogDirs(s *Server, ctx context.Context, r *request) *reply {
 		lt, rt := kmsg.NewDescribeLogDirsResponseDirTopic(), kmsg.NewDescribeLogDirsResponseDirTopic()
 		lt.Topic, rt.Topic = t.name, t.name
 		for _, p := range t.parts {
-			if req.Topics != nil && !ps[p.index] {
+			if p == nil || (req.Topics != nil && !ps[p.index]) {
 				continue
 			}
 			lp, rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition(), kmsg.NewDescribeLogDirsResponseDirTopicPartition()

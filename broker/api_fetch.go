@@ -9,10 +9,12 @@ package broker
 // Authorization as Kafka: a consumer needs READ on each topic (refused
 // partitions get TOPIC_AUTHORIZATION_FAILED, known or not; an unknown topic
 // id gets UNKNOWN_TOPIC_ID first), a follower CLUSTER_ACTION on the cluster.
-// Differences from Apache Kafka: no follower fetching yet (single node),
-// so PreferredReadReplica is always -1; without transactions the last
-// stable offset equals the high watermark and read_committed returns an
-// empty aborted-transactions list.
+// Only the leader serves fetches (NOT_LEADER_OR_FOLLOWER elsewhere). A
+// follower's fetch (replica id >= 0) reads up to the log end, long-polls on
+// appends, and reports its log end, from which the leader moves the high
+// watermark and the ISR (replica.go); an offset only in the remote tier is
+// OFFSET_MOVED_TO_TIERED_STORAGE for it. Differences from Apache Kafka:
+// consumers never fetch from followers (PreferredReadReplica is always -1).
 
 import (
 	"context"
@@ -273,6 +275,11 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 	hasErr := false
 	minOne := true
 	readCommitted := req.IsolationLevel == 1
+	replica := req.ReplicaID
+	if req.Version >= 15 {
+		replica = req.ReplicaState.ID
+	}
+	now := time.Now()
 	refused := 0
 	if sess != nil {
 		sess.mu.Lock()
@@ -313,26 +320,38 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 			err = kerr.UnknownTopicOrPartition
 		case t.key.partition < 0 || int(t.key.partition) >= len(ts.parts):
 			err = kerr.UnknownTopicOrPartition
+		case ts.parts[t.key.partition] == nil:
+			err = kerr.NotLeaderForPartition
 		default:
 			p = ts.parts[t.key.partition]
+			err = s.parts.leaderErr(p)
 		}
 		if err == nil && req.Version >= 9 && t.leaderEpoch != -1 {
-			if t.leaderEpoch < p.leaderEpoch {
+			if e := p.epoch(); t.leaderEpoch < e {
 				err = kerr.FencedLeaderEpoch
-			} else if t.leaderEpoch > p.leaderEpoch {
+			} else if t.leaderEpoch > e {
 				err = kerr.UnknownLeaderEpoch
 			}
 		}
 		if err == nil {
-			res.changeCh = p.log.Changed()
 			hw, lso := p.log.HighWatermark(), p.log.LastStableOffset()
 			fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = hw, lso, p.log.LogStartOffset()
 			// read_committed reads up to the last stable offset and gets the
 			// aborted transactions overlapping what it may read (a superset
 			// of the returned range is fine: clients match by producer id
-			// and offset), read_uncommitted up to the high watermark.
+			// and offset), read_uncommitted up to the high watermark; a
+			// follower up to the log end, waking on appends (its fetches
+			// are what moves the high watermark).
 			upper := hw
-			if readCommitted {
+			res.changeCh = p.log.Changed()
+			if replica >= 0 {
+				res.changeCh = p.log.Appended()
+				upper = p.log.LogEndOffset()
+				if t.fetchOffset <= upper {
+					s.parts.followerFetched(p, replica, t.fetchOffset, now)
+					fp.HighWatermark = p.log.HighWatermark()
+				}
+			} else if readCommitted {
 				upper = lso
 				fp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 				if t.fetchOffset < upper {
@@ -352,6 +371,8 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 					if rr.Len > 0 {
 						minOne = false
 					}
+				case errors.Is(rerr, storage.ErrOffsetTiered) && replica >= 0:
+					err = kerr.OffsetMovedToTieredStorage // followers never copy tiered data
 				case errors.Is(rerr, storage.ErrOffsetTiered) && s.tier != nil:
 					res.remote = &remoteRead{topicID: ts.id, partition: p.index, offset: t.fetchOffset, maxBytes: int32(max(limit, 0)), minOne: minOne}
 					minOne = false

@@ -2,9 +2,11 @@ package broker
 
 // FindCoordinator v0-v4 (v4 batches keys, KIP-699).
 //
-// Every group's and transactional id's coordinator is this broker;
-// __consumer_offsets and __transaction_state are created on the first
-// lookup, as Kafka does. Each key needs DESCRIBE on its group
+// A group's coordinator is the leader of its __consumer_offsets partition,
+// a transactional id's the leader of its __transaction_state partition
+// (COORDINATOR_NOT_AVAILABLE while there is none), at its endpoint on the
+// listener the client used; both topics are created on the first lookup,
+// as Kafka does. Each key needs DESCRIBE on its group
 // (GROUP_AUTHORIZATION_FAILED) or transactional id
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked first, as in Kafka.
 
@@ -38,8 +40,7 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 				s.log.Warn("cannot create "+txnStateTopicName, "err", err)
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			} else {
-				c.Host, c.Port = s.selfAddr(r)
-				c.NodeID = s.cfg.NodeID
+				s.locateCoordinator(r, &c, txnStateTopicName, s.txns.PartitionFor(key))
 			}
 		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -48,8 +49,7 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 				s.log.Warn("cannot create "+offsetsTopicName, "err", err)
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			} else {
-				c.Host, c.Port = s.selfAddr(r) // the listener the client used
-				c.NodeID = s.cfg.NodeID
+				s.locateCoordinator(r, &c, offsetsTopicName, s.groups.PartitionFor(key))
 			}
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
@@ -60,4 +60,15 @@ func handleFindCoordinator(s *Server, ctx context.Context, r *request) *reply {
 		resp.Coordinators = nil
 	}
 	return respond(resp)
+}
+
+// locateCoordinator fills c with the leader of topic's partition.
+func (s *Server) locateCoordinator(r *request, c *kmsg.FindCoordinatorResponseCoordinator, topic string, partition int32) {
+	leader := s.coordinatorLeader(topic, partition)
+	host, port, ok := s.nodeAddr(r, leader)
+	if leader < 0 || !ok {
+		c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return
+	}
+	c.NodeID, c.Host, c.Port = leader, host, port
 }

@@ -76,14 +76,14 @@ func (s *Server) listOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest, 
 }
 
 func (s *Server) listOffset(ctx context.Context, version int16, readCommitted bool, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
-	topicSt, p, err := s.parts.get(topic, rp.Partition)
+	topicSt, p, err := s.parts.leader(topic, rp.Partition)
 	if err != nil {
 		return errorCode(s.log, err)
 	}
 	if version >= 4 && rp.CurrentLeaderEpoch != -1 {
-		if rp.CurrentLeaderEpoch < p.leaderEpoch {
+		if rp.CurrentLeaderEpoch < p.epoch() {
 			return kerr.FencedLeaderEpoch.Code
-		} else if rp.CurrentLeaderEpoch > p.leaderEpoch {
+		} else if rp.CurrentLeaderEpoch > p.epoch() {
 			return kerr.UnknownLeaderEpoch.Code
 		}
 	}
@@ -98,7 +98,7 @@ func (s *Server) listOffset(ctx context.Context, version int16, readCommitted bo
 	switch ts := rp.Timestamp; {
 	case ts == -1:
 		sp.Offset = end
-		sp.LeaderEpoch = p.leaderEpoch
+		sp.LeaderEpoch = p.epoch()
 	case ts == -2:
 		sp.Offset = l.LogStartOffset()
 		sp.LeaderEpoch = l.EpochForOffset(sp.Offset)

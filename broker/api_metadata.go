@@ -31,17 +31,13 @@ func handleMetadata(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.ClusterID = kmsg.StringPtr(s.meta.ClusterID())
-	resp.ControllerID = s.cfg.NodeID
-	for _, b := range s.meta.Brokers() {
+	resp.ControllerID = s.controllerID()
+	live := s.liveBrokers(r)
+	for _, b := range live {
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = b.ID, b.Host, b.Port
-		if b.ID == s.cfg.NodeID {
-			// Kafka answers with the endpoints of the listener the request
-			// came in on.
-			mb.Host, mb.Port = s.selfAddr(r)
-		}
-		if b.Rack != "" {
-			mb.Rack = kmsg.StringPtr(b.Rack)
+		mb.NodeID, mb.Host, mb.Port = b.id, b.host, b.port
+		if b.rack != "" {
+			mb.Rack = kmsg.StringPtr(b.rack)
 		}
 		resp.Brokers = append(resp.Brokers, mb)
 	}
@@ -172,6 +168,14 @@ func (s *Server) metadataTopic(version int16, t metadata.Topic) kmsg.MetadataRes
 		mp.Replicas = append([]int32(nil), p.Replicas...)
 		mp.ISR = append([]int32(nil), p.ISR...)
 		mp.OfflineReplicas = []int32{}
+		for _, id := range p.Replicas {
+			if b, ok := s.meta.Broker(id); !ok || b.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, id)
+			}
+		}
+		if p.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

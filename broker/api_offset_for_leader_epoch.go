@@ -38,13 +38,13 @@ func handleOffsetForLeaderEpoch(s *Server, ctx context.Context, r *request) *rep
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			_, p, err := s.parts.get(rt.Topic, rp.Partition)
+			_, p, err := s.parts.leader(rt.Topic, rp.Partition)
 			switch {
 			case err != nil:
 				sp.ErrorCode = errorCode(s.log, err)
-			case req.Version >= 2 && rp.CurrentLeaderEpoch != -1 && rp.CurrentLeaderEpoch < p.leaderEpoch:
+			case req.Version >= 2 && rp.CurrentLeaderEpoch != -1 && rp.CurrentLeaderEpoch < p.epoch():
 				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case req.Version >= 2 && rp.CurrentLeaderEpoch > p.leaderEpoch:
+			case req.Version >= 2 && rp.CurrentLeaderEpoch > p.epoch():
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
 				sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch)

@@ -37,9 +37,10 @@ import (
 func init() { register(0, 3, 11, handleProduce) }
 
 type producedPartition struct {
-	resp *kmsg.ProduceResponseTopicPartition
-	p    *partition
-	end  int64 // wait until offsets below end are durable
+	resp   *kmsg.ProduceResponseTopicPartition
+	p      *partition
+	end    int64 // wait until offsets below end are durable (acks=1) or committed (acks=all)
+	minISR int32 // min.insync.replicas of the topic
 }
 
 func handleProduce(s *Server, ctx context.Context, r *request) *reply {
@@ -86,7 +87,11 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 				s.log.Debug("produce rejected", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				continue
 			}
-			waits = append(waits, producedPartition{resp: sp, p: p, end: end})
+			minISR := int32(1)
+			if ts, ok := s.parts.topic(rt.Topic); ok {
+				minISR = ts.cfg.minInsyncReplicas
+			}
+			waits = append(waits, producedPartition{resp: sp, p: p, end: end, minISR: minISR})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -103,7 +108,20 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 		wctx, cancel := context.WithTimeout(ctx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
-			if err := w.p.log.WaitDurable(wctx, w.end); err != nil {
+			var err error
+			if req.Acks == -1 && w.p.log.Replicated() {
+				// acks=all: every ISR member has it. Kafka then still
+				// checks the ISR against min.insync.replicas: a shrunk ISR
+				// got the write, but not as many copies as asked for.
+				if err = awaitHW(wctx, w.p, w.end); err == nil {
+					if st := w.p.state(); st == nil || int32(len(st.isr)) < w.minISR {
+						err = kerr.NotEnoughReplicasAfterAppend
+					}
+				}
+			} else {
+				err = w.p.log.WaitDurable(wctx, w.end)
+			}
+			if err != nil {
 				w.resp.ErrorCode = errorCode(s.log, err)
 				if ctx.Err() == nil && wctx.Err() != nil {
 					w.resp.ErrorCode = kerr.RequestTimedOut.Code
@@ -182,7 +200,7 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		return nil, 0, kerr.InvalidRequiredAcks
 	}
-	ts, p, err := s.parts.get(topic, rp.Partition)
+	ts, p, err := s.parts.leader(topic, rp.Partition)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -216,17 +234,19 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 			return nil, 0, fmt.Errorf("timestamp outside message.timestamp.before/after.max.ms: %w", errInvalidTimestamp)
 		}
 	}
-	if req.Acks == -1 && ts.cfg.minInsyncReplicas > 1 {
-		return nil, 0, fmt.Errorf("in-sync replicas 1 below min.insync.replicas %d: %w", ts.cfg.minInsyncReplicas, kerr.NotEnoughReplicas)
+	st := p.state()
+	if isr := int32(len(st.isr)); req.Acks == -1 && isr < int32(ts.cfg.minInsyncReplicas) {
+		return nil, 0, fmt.Errorf("in-sync replicas %v below min.insync.replicas %d: %w", st.isr, ts.cfg.minInsyncReplicas, kerr.NotEnoughReplicas)
 	}
 	lat := int64(-1)
 	if ts.cfg.logAppendTime {
 		lat = now
 	}
-	info, err := p.log.Append(batches, p.leaderEpoch, lat)
+	info, err := p.log.Append(batches, st.leaderEpoch, lat)
 	if err != nil {
 		return nil, 0, fmt.Errorf("append %s-%d: %w", topic, rp.Partition, err)
 	}
+	s.parts.maybeAdvanceHW(p) // an ISR of this broker alone commits at once
 	if !info.Duplicate {
 		var n, msgs int64
 		for i := range batches {

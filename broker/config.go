@@ -20,8 +20,22 @@ type Config struct {
 	Listen         string // listen: host:port of the Kafka listener
 	AdvertisedAddr string // advertised-addr: host:port clients are told; defaults to Listen
 	ControllerAddr string // controller-listen: Raft transport address; "" = in-process single voter
-	AdminListen    string // admin-listen: HTTP /metrics, /healthz, /readyz; "" = off
-	AdminPprof     bool   // admin-pprof: also serve /debug/pprof on the admin listener
+
+	// Cluster (see cluster.go). A single node needs none of these.
+	ProcessRoles                         string // process-roles: broker,controller (default), broker or controller
+	ControllerVoters                     string // controller-voters: id@host:port,... (KRaft's controller.quorum.voters); "" = this node alone
+	ControllerAdvertisedAddr             string // controller-advertised-addr: Raft address of a broker-only node as peers dial it
+	BrokerSessionTimeoutMs               int64  // broker.session.timeout.ms: fenced after this long without a heartbeat
+	BrokerHeartbeatIntervalMs            int64  // broker.heartbeat.interval.ms
+	InterBrokerListenerName              string // inter.broker.listener.name: listener followers fetch through; "" = the first
+	ReplicaFetchMaxBytes                 int32  // replica.fetch.max.bytes: per partition
+	ReplicaFetchResponseMaxBytes         int32  // replica.fetch.response.max.bytes
+	ReplicaFetchWaitMaxMs                int32  // replica.fetch.wait.max.ms
+	ReplicaFetchBackoffMs                int32  // replica.fetch.backoff.ms
+	OffsetsTopicReplicationFactor        int16  // offsets.topic.replication.factor (capped at the registered brokers)
+	TransactionStateLogReplicationFactor int16  // transaction.state.log.replication.factor (capped likewise)
+	AdminListen                          string // admin-listen: HTTP /metrics, /healthz, /readyz; "" = off
+	AdminPprof                           bool   // admin-pprof: also serve /debug/pprof on the admin listener
 
 	TracingOTLPEndpoint  string // tracing-otlp-endpoint: host:port of an OTLP/HTTP collector; "" = tracing off
 	TracingOTLPInsecure  bool   // tracing-otlp-insecure: plain HTTP to the collector (else HTTPS)
@@ -54,15 +68,15 @@ type Config struct {
 	ConnectionsMaxIdleMs            int64 // connections.max.idle.ms
 	QueuedMaxRequests               int32 // queued.max.requests (per connection in-flight bound)
 	ShutdownTimeout                 time.Duration
-	TransactionalIDExpirationMs     int64 // transactional.id.expiration.ms
-	ProducerIDExpirationMs          int64 // producer.id.expiration.ms
-	LogCleanerDeleteRetentionMs     int64 // reserved for compaction
-	ControlledShutdownEnable        bool  // reserved for clusters
-	BrokerRack                      string
-	AutoLeaderRebalanceEnable       bool // reserved for clusters
-	UncleanLeaderElectionEnable     bool // reserved for clusters
-	ReplicaLagTimeMaxMs             int64
-	LogMessageTimestampDifferenceMs int64 // log.message.timestamp.difference.max.ms
+	TransactionalIDExpirationMs     int64  // transactional.id.expiration.ms
+	ProducerIDExpirationMs          int64  // producer.id.expiration.ms
+	LogCleanerDeleteRetentionMs     int64  // reserved for compaction
+	ControlledShutdownEnable        bool   // controlled.shutdown.enable: move leadership away before stopping
+	BrokerRack                      string // broker.rack: rack-aware replica placement
+	AutoLeaderRebalanceEnable       bool   // reserved
+	UncleanLeaderElectionEnable     bool   // unclean.leader.election.enable
+	ReplicaLagTimeMaxMs             int64  // replica.lag.time.max.ms: a follower this far behind leaves the ISR
+	LogMessageTimestampDifferenceMs int64  // log.message.timestamp.difference.max.ms
 
 	// transaction.state.log.num.partitions; 0 means Kafka's default, 50.
 	TransactionStateLogNumPartitions int32
@@ -126,63 +140,72 @@ type Config struct {
 // DefaultConfig is the safe single-node configuration `make run` uses.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:                           1,
-		DataDir:                          "./data",
-		Listen:                           "127.0.0.1:9092",
-		AdminListen:                      "127.0.0.1:9644",
-		TracingOTLPInsecure:              true,
-		TracingSamplePercent:             100,
-		NumPartitions:                    1,
-		DefaultReplicationFactor:         1,
-		AutoCreateTopicsEnable:           true,
-		DeleteTopicEnable:                true,
-		MessageMaxBytes:                  1048588,
-		SocketRequestMaxBytes:            104857600,
-		LogRetentionMs:                   168 * 3600 * 1000,
-		LogRetentionBytes:                -1,
-		LogSegmentBytes:                  1 << 30,
-		LogSegmentMs:                     168 * 3600 * 1000,
-		LogFlushIntervalMessages:         1,
-		LogFlushIntervalMs:               1000,
-		LogRetentionCheckIntervalMs:      300000,
-		LogIndexIntervalBytes:            4096,
-		LogMessageTimestampType:          "CreateTime",
-		MinInsyncReplicas:                1,
-		OffsetsTopicNumPartitions:        50,
-		TransactionStateLogNumPartitions: 50,
-		OffsetsRetentionMinutes:          7 * 24 * 60,
-		GroupMinSessionTimeoutMs:         6000,
-		GroupMaxSessionTimeoutMs:         1800000,
-		GroupInitialRebalanceDelayMs:     3000,
-		FetchMaxSessions:                 1000,
-		ConnectionsMaxIdleMs:             600000,
-		QueuedMaxRequests:                500,
-		ShutdownTimeout:                  10 * time.Second,
-		TransactionalIDExpirationMs:      604800000,
-		ProducerIDExpirationMs:           86400000,
-		LogCleanerDeleteRetentionMs:      86400000,
-		ControlledShutdownEnable:         true,
-		ReplicaLagTimeMaxMs:              30000,
-		LogMessageTimestampDifferenceMs:  -1,
-		RemoteCacheBytes:                 1 << 30,
-		RemoteStorageEnable:              true,
-		LogLocalRetentionMs:              -2,
-		LogLocalRetentionBytes:           -2,
-		RemoteCopyThreads:                4,
-		RemoteOrphanGraceMs:              600000,
-		ListenerSecurityProtocolMap:      "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-		SSLKeystoreType:                  "PEM",
-		SSLClientAuth:                    "none",
-		SSLEnabledProtocols:              "TLSv1.2,TLSv1.3",
-		SSLPrincipalMappingRules:         "DEFAULT",
-		SASLEnabledMechanisms:            "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-		SASLOAuthJWKSRefreshMs:           3600000,
-		SASLOAuthSubClaimName:            "sub",
-		SASLOAuthClockSkewSeconds:        30,
-		ConnectionFailedAuthDelayMs:      100,
-		QuotaWindowNum:                   11,
-		QuotaWindowSizeSeconds:           1,
-		MaxConnectionsPerIP:              2147483647,
+		NodeID:                               1,
+		DataDir:                              "./data",
+		Listen:                               "127.0.0.1:9092",
+		AdminListen:                          "127.0.0.1:9644",
+		TracingOTLPInsecure:                  true,
+		TracingSamplePercent:                 100,
+		NumPartitions:                        1,
+		DefaultReplicationFactor:             1,
+		AutoCreateTopicsEnable:               true,
+		DeleteTopicEnable:                    true,
+		MessageMaxBytes:                      1048588,
+		SocketRequestMaxBytes:                104857600,
+		LogRetentionMs:                       168 * 3600 * 1000,
+		LogRetentionBytes:                    -1,
+		LogSegmentBytes:                      1 << 30,
+		LogSegmentMs:                         168 * 3600 * 1000,
+		LogFlushIntervalMessages:             1,
+		LogFlushIntervalMs:                   1000,
+		LogRetentionCheckIntervalMs:          300000,
+		LogIndexIntervalBytes:                4096,
+		LogMessageTimestampType:              "CreateTime",
+		MinInsyncReplicas:                    1,
+		OffsetsTopicNumPartitions:            50,
+		TransactionStateLogNumPartitions:     50,
+		OffsetsRetentionMinutes:              7 * 24 * 60,
+		GroupMinSessionTimeoutMs:             6000,
+		GroupMaxSessionTimeoutMs:             1800000,
+		GroupInitialRebalanceDelayMs:         3000,
+		FetchMaxSessions:                     1000,
+		ConnectionsMaxIdleMs:                 600000,
+		QueuedMaxRequests:                    500,
+		ShutdownTimeout:                      10 * time.Second,
+		TransactionalIDExpirationMs:          604800000,
+		ProducerIDExpirationMs:               86400000,
+		LogCleanerDeleteRetentionMs:          86400000,
+		ControlledShutdownEnable:             true,
+		ReplicaLagTimeMaxMs:                  30000,
+		ProcessRoles:                         "broker,controller",
+		BrokerSessionTimeoutMs:               9000,
+		BrokerHeartbeatIntervalMs:            2000,
+		ReplicaFetchMaxBytes:                 1048576,
+		ReplicaFetchResponseMaxBytes:         10485760,
+		ReplicaFetchWaitMaxMs:                500,
+		ReplicaFetchBackoffMs:                1000,
+		OffsetsTopicReplicationFactor:        3,
+		TransactionStateLogReplicationFactor: 3,
+		LogMessageTimestampDifferenceMs:      -1,
+		RemoteCacheBytes:                     1 << 30,
+		RemoteStorageEnable:                  true,
+		LogLocalRetentionMs:                  -2,
+		LogLocalRetentionBytes:               -2,
+		RemoteCopyThreads:                    4,
+		RemoteOrphanGraceMs:                  600000,
+		ListenerSecurityProtocolMap:          "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+		SSLKeystoreType:                      "PEM",
+		SSLClientAuth:                        "none",
+		SSLEnabledProtocols:                  "TLSv1.2,TLSv1.3",
+		SSLPrincipalMappingRules:             "DEFAULT",
+		SASLEnabledMechanisms:                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		SASLOAuthJWKSRefreshMs:               3600000,
+		SASLOAuthSubClaimName:                "sub",
+		SASLOAuthClockSkewSeconds:            30,
+		ConnectionFailedAuthDelayMs:          100,
+		QuotaWindowNum:                       11,
+		QuotaWindowSizeSeconds:               1,
+		MaxConnectionsPerIP:                  2147483647,
 	}
 }
 
@@ -227,9 +250,10 @@ func (c *Config) Validate() error {
 	if c.NumPartitions < 1 {
 		bad("num.partitions", "must be >= 1, got %d", c.NumPartitions)
 	}
-	if c.DefaultReplicationFactor != 1 {
-		bad("default.replication.factor", "must be 1 on a single node, got %d", c.DefaultReplicationFactor)
+	if c.DefaultReplicationFactor < 1 {
+		bad("default.replication.factor", "must be >= 1, got %d", c.DefaultReplicationFactor)
 	}
+	c.validateCluster(bad)
 	if c.MessageMaxBytes < 0 {
 		bad("message.max.bytes", "must be >= 0, got %d", c.MessageMaxBytes)
 	}

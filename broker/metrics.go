@@ -48,6 +48,8 @@ type brokerMetrics struct {
 
 	tlsHandshakeFailures metric.Int64Counter // created by openTLS (tls.go)
 
+	isrShrinks, isrExpands metric.Int64Counter // Kafka's IsrShrinksPerSec, IsrExpandsPerSec
+
 	apiAttrs map[int16]apiOpts
 
 	// tracer is nil unless tracing-otlp-endpoint is set: the request path
@@ -70,6 +72,12 @@ func newBrokerMetrics(cfg Config) (*brokerMetrics, error) {
 	m := &brokerMetrics{provider: provider, registry: reg, meter: provider.Meter("strata"), apiAttrs: map[int16]apiOpts{}}
 	mt := m.meter
 	if m.requests, err = mt.Int64Counter("strata_broker_requests", metric.WithDescription("Kafka requests handled, by API.")); err != nil {
+		return nil, err
+	}
+	if m.isrShrinks, err = mt.Int64Counter("strata_broker_isr_shrinks", metric.WithDescription("ISR shrinks of partitions this broker leads (a follower fell behind).")); err != nil {
+		return nil, err
+	}
+	if m.isrExpands, err = mt.Int64Counter("strata_broker_isr_expands", metric.WithDescription("ISR expansions of partitions this broker leads (a follower caught up).")); err != nil {
 		return nil, err
 	}
 	if m.requestDur, err = mt.Float64Histogram("strata_broker_request_duration", metric.WithUnit("s"),
@@ -203,6 +211,9 @@ func (s *Server) registerGauges() error {
 		}
 		for _, t := range s.parts.all() {
 			for _, p := range t.parts {
+				if p == nil {
+					continue
+				}
 				tp := []attribute.KeyValue{attribute.String("topic", t.name), attribute.String("partition", strconv.Itoa(int(p.index)))}
 				local := metric.WithAttributes(append(tp, attribute.String("tier", "local"))...)
 				remote := metric.WithAttributes(append(tp, attribute.String("tier", "remote"))...)
@@ -379,4 +390,13 @@ func replyThrottle(rep *reply) time.Duration {
 		}
 	}
 	return t
+}
+
+// isrChange counts one ISR change of a partition this broker leads.
+func (m *brokerMetrics) isrChange(shrink bool) {
+	if shrink {
+		m.isrShrinks.Add(context.Background(), 1)
+	} else {
+		m.isrExpands.Add(context.Background(), 1)
+	}
 }

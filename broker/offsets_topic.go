@@ -112,9 +112,9 @@ func (o *offsetsTopic) Append(ctx context.Context, p int32, recs []groups.KV) er
 	if err := o.ensure(ctx); err != nil {
 		return fmt.Errorf("%w: %v", groups.ErrCoordinatorNotAvailable, err)
 	}
-	_, part, err := o.s.parts.get(offsetsTopicName, p)
+	_, part, err := o.s.parts.leader(offsetsTopicName, p)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", groups.ErrNotCoordinator, err)
 	}
 	rs := make([]proto.Record, len(recs))
 	for i, kv := range recs {
@@ -126,11 +126,11 @@ func (o *offsetsTopic) Append(ctx context.Context, p int32, recs []groups.KV) er
 		return err
 	}
 	b.Raw = raw
-	info, err := part.log.Append([]proto.Batch{b}, part.leaderEpoch, -1)
+	info, err := part.log.Append([]proto.Batch{b}, part.epoch(), -1)
 	if err != nil {
 		return err
 	}
-	return part.log.WaitDurable(ctx, info.LastOffset+1)
+	return awaitCommitted(ctx, part, info.LastOffset+1)
 }
 
 // AppendTxn writes TxnOffsetCommit records in one transactional batch of
@@ -139,9 +139,9 @@ func (o *offsetsTopic) AppendTxn(ctx context.Context, p int32, pid int64, epoch 
 	if err := o.ensure(ctx); err != nil {
 		return fmt.Errorf("%w: %v", groups.ErrCoordinatorNotAvailable, err)
 	}
-	_, part, err := o.s.parts.get(offsetsTopicName, p)
+	_, part, err := o.s.parts.leader(offsetsTopicName, p)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", groups.ErrNotCoordinator, err)
 	}
 	rs := make([]proto.Record, len(recs))
 	for i, kv := range recs {
@@ -154,7 +154,7 @@ func (o *offsetsTopic) AppendTxn(ctx context.Context, p int32, pid int64, epoch 
 		return err
 	}
 	b.Raw = raw
-	info, err := part.log.Append([]proto.Batch{b}, part.leaderEpoch, -1)
+	info, err := part.log.Append([]proto.Batch{b}, part.epoch(), -1)
 	if err != nil {
 		// Nothing was written: hand the numbers out again (the group
 		// coordinator serializes appends per partition, so none is in
@@ -162,23 +162,11 @@ func (o *offsetsTopic) AppendTxn(ctx context.Context, p int32, pid int64, epoch 
 		o.seen(p, pid, epoch, seq)
 		return err
 	}
-	return part.log.WaitDurable(ctx, info.LastOffset+1)
+	return awaitCommitted(ctx, part, info.LastOffset+1)
 }
 
-// load replays every partition of __consumer_offsets into the coordinator.
-func (o *offsetsTopic) load() error {
-	t, ok := o.s.parts.topic(offsetsTopicName)
-	if !ok {
-		return nil
-	}
-	for _, p := range t.parts {
-		if err := o.loadPartition(p); err != nil {
-			return fmt.Errorf("load %s-%d: %w", offsetsTopicName, p.index, err)
-		}
-	}
-	return nil
-}
-
+// loadPartition replays one partition of __consumer_offsets into the
+// group coordinator (this broker has just become its leader).
 func (o *offsetsTopic) loadPartition(p *partition) error {
 	return forEachBatch(p, func(b proto.Batch) error {
 		if b.IsControl() {

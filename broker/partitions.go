@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/strata-broker/strata/metadata"
@@ -44,12 +46,15 @@ type topicState struct {
 	warnedTieredCompact bool // retention loop only
 }
 
+// partition is a local replica of one partition: its log, and its role
+// and replication state (replica.go). topicState.parts holds nil for the
+// partitions this broker does not host.
 type partition struct {
-	topic       string
-	topicID     uuid.UUID
-	index       int32
-	log         *storage.Log
-	leaderEpoch int32
+	topic   string
+	topicID uuid.UUID
+	index   int32
+	log     *storage.Log
+	partitionFields
 }
 
 func newPartitions(s *Server) *partitions {
@@ -80,59 +85,126 @@ func (ps *partitions) all() []*topicState {
 	return out
 }
 
+// get returns a partition this broker hosts (leader or follower). A
+// partition of a known topic that is hosted elsewhere is
+// NOT_LEADER_OR_FOLLOWER.
 func (ps *partitions) get(topic string, p int32) (*topicState, *partition, error) {
 	t, ok := ps.topic(topic)
 	if !ok || p < 0 || int(p) >= len(t.parts) {
 		return t, nil, fmt.Errorf("%s-%d: %w", topic, p, errUnknownTopic)
 	}
+	if t.parts[p] == nil {
+		return t, nil, fmt.Errorf("%s-%d is not hosted by this broker: %w", topic, p, kerr.NotLeaderForPartition)
+	}
 	return t, t.parts[p], nil
+}
+
+// leader returns a partition this broker leads, else the error a client
+// acts on: NOT_LEADER_OR_FOLLOWER (the client refreshes metadata) or, for
+// a partition without a leader, LEADER_NOT_AVAILABLE.
+func (ps *partitions) leader(topic string, p int32) (*topicState, *partition, error) {
+	t, part, err := ps.get(topic, p)
+	if err != nil {
+		return t, nil, err
+	}
+	if err := ps.leaderErr(part); err != nil {
+		return t, nil, fmt.Errorf("%s-%d: %w", topic, p, err)
+	}
+	return t, part, nil
+}
+
+func (ps *partitions) leaderErr(p *partition) error {
+	st := p.state()
+	switch {
+	case st == nil || st.leader == -1:
+		return kerr.LeaderNotAvailable
+	case st.leader != ps.s.cfg.NodeID:
+		return kerr.NotLeaderForPartition
+	}
+	return nil
 }
 
 func partitionDir(root, topic string, p int32) string {
 	return filepath.Join(root, "logs", topic+"-"+strconv.Itoa(int(p)))
 }
 
-// reconcile brings the local logs in line with the committed metadata:
-// opens logs for new topics and partitions (running recovery), applies
-// config changes, and deletes the logs of deleted topics.
+// reconcile brings the local replicas in line with the committed
+// metadata: opens logs (running recovery) for partitions assigned to this
+// broker, applies config changes, takes every partition's leadership and
+// ISR (applyState), and deletes the logs of deleted topics and of replicas
+// moved elsewhere.
 func (ps *partitions) reconcile() error {
 	ps.reconcileMu.Lock()
 	defer ps.reconcileMu.Unlock()
 	s := ps.s
+	self := s.cfg.NodeID
 	want := s.meta.Topics()
 	seen := make(map[uuid.UUID]bool, len(want))
 	var errs []error
 	for _, mt := range want {
 		seen[mt.ID] = true
 		old, _ := ps.topicByID(mt.ID)
-		if old != nil && len(old.parts) == len(mt.Partitions) && mapsEqual(old.configs, mt.Configs) {
-			continue
-		}
-		nt := &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: s.topicConfig(mt.Configs), attrs: topicAttrs(mt.Name)}
+		cfgChanged := old == nil || !mapsEqual(old.configs, mt.Configs)
+		t := old
+		parts := make([]*partition, len(mt.Partitions))
 		if old != nil {
-			nt.parts = append(nt.parts, old.parts...)
-			for _, p := range old.parts {
-				p.log.SetConfig(nt.cfg.storage)
-				s.tier.AddPartition(mt.Name, mt.ID, p.index, p.log, nt.cfg.tier)
+			copy(parts, old.parts)
+		}
+		dirty := old == nil || len(old.parts) != len(parts) || cfgChanged
+		var cfg topicConfig
+		if cfgChanged {
+			cfg = s.topicConfig(mt.Configs)
+		} else {
+			cfg = old.cfg
+		}
+		var moved []*partition
+		for i, mp := range mt.Partitions {
+			local := slices.Contains(mp.Replicas, self)
+			switch {
+			case local && parts[i] == nil:
+				p, err := ps.open(mt, mp, cfg.storage)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				parts[i] = p
+				dirty = true
+			case !local && parts[i] != nil:
+				moved = append(moved, parts[i])
+				parts[i] = nil
+				dirty = true
 			}
 		}
-		for _, mp := range mt.Partitions[len(nt.parts):] {
-			p, err := ps.open(mt, mp, nt.cfg.storage)
-			if err != nil {
-				errs = append(errs, err)
-				break
+		if dirty {
+			t = &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: cfg, parts: parts, attrs: topicAttrs(mt.Name)}
+			if old != nil {
+				t.warnedTieredCompact = old.warnedTieredCompact
 			}
-			nt.parts = append(nt.parts, p)
+			ps.mu.Lock()
+			if prev, ok := ps.byName[mt.Name]; ok && prev.id != mt.ID {
+				// A topic re-created under the same name: the old one's logs
+				// were deleted below or in an earlier pass.
+				delete(ps.byID, prev.id)
+			}
+			ps.byName[mt.Name] = t
+			ps.byID[mt.ID] = t
+			ps.mu.Unlock()
 		}
-		ps.mu.Lock()
-		if prev, ok := ps.byName[mt.Name]; ok && prev.id != mt.ID {
-			// A topic re-created under the same name: the old one's logs
-			// were deleted below or in an earlier pass.
-			delete(ps.byID, prev.id)
+		for i, p := range t.parts {
+			if p == nil {
+				continue
+			}
+			if cfgChanged && old != nil {
+				p.log.SetConfig(t.cfg.storage)
+				if p.isLeader(self) {
+					s.tier.AddPartition(t.name, t.id, p.index, p.log, t.cfg.tier)
+				}
+			}
+			ps.applyState(t, p, mt.Partitions[i])
 		}
-		ps.byName[mt.Name] = nt
-		ps.byID[mt.ID] = nt
-		ps.mu.Unlock()
+		for _, p := range moved {
+			ps.stopReplica(t, p)
+		}
 	}
 	var gone []*topicState
 	ps.mu.Lock()
@@ -148,15 +220,34 @@ func (ps *partitions) reconcile() error {
 	ps.mu.Unlock()
 	for _, t := range gone {
 		for _, p := range t.parts {
+			if p == nil {
+				continue
+			}
+			s.fetchers.remove(p)
+			if p.isLeader(self) {
+				s.coordinatorsLost(t, p)
+			}
 			s.tier.RemovePartition(t.id, p.index)
 			if err := p.log.Delete(); err != nil {
 				errs = append(errs, fmt.Errorf("delete log %s-%d: %w", t.name, p.index, err))
 			}
 		}
-		s.deleteRemoteTopic(t.id, int32(len(t.parts)))
+		if t.leaderOfAny(self) || s.meta.IsActiveController() {
+			s.deleteRemoteTopic(t.id, int32(len(t.parts)))
+		}
 		s.log.Info("deleted topic logs", "topic", t.name, "topic_id", t.id.String(), "partitions", len(t.parts))
 	}
 	return errors.Join(errs...)
+}
+
+// leaderOfAny reports whether this broker led one of t's partitions.
+func (t *topicState) leaderOfAny(self int32) bool {
+	for _, p := range t.parts {
+		if p != nil && p.isLeader(self) {
+			return true
+		}
+	}
+	return false
 }
 
 // open opens (recovering) one partition log. A directory left by an older
@@ -183,8 +274,7 @@ func (ps *partitions) open(mt metadata.Topic, mp metadata.Partition, cfg storage
 		}
 	}
 	ps.adoptRemote(mt, mp.Index, l)
-	ps.s.tier.AddPartition(mt.Name, mt.ID, mp.Index, l, ps.s.topicConfig(mt.Configs).tier)
-	return &partition{topic: mt.Name, topicID: mt.ID, index: mp.Index, log: l, leaderEpoch: mp.LeaderEpoch}, nil
+	return &partition{topic: mt.Name, topicID: mt.ID, index: mp.Index, log: l}, nil
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -213,7 +303,9 @@ func (ps *partitions) closeAll() error {
 	var errs []error
 	for _, t := range ps.byID {
 		for _, p := range t.parts {
-			errs = append(errs, p.log.Close())
+			if p != nil {
+				errs = append(errs, p.log.Close())
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -222,6 +314,9 @@ func (ps *partitions) closeAll() error {
 func (ps *partitions) enforceRetention() {
 	for _, t := range ps.all() {
 		for _, p := range t.parts {
+			if p == nil {
+				continue
+			}
 			if n, err := p.log.EnforceRetention(); err != nil {
 				ps.s.log.Error("retention", "topic", t.name, "partition", p.index, "err", err)
 			} else if n > 0 {

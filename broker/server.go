@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-broker/strata/broker/internal/acl"
@@ -32,24 +33,31 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	lockFile   *os.File
-	meta       *metadata.Store
-	listeners  []*listener  // as configured; [0] is registered in metadata and is Addr()
-	tls        *tlsMaterial // keystore/truststore; nil when nothing uses TLS
-	parts      *partitions
-	groups     *groups.Coordinator
-	sessions   *fetchSessions
-	pids       *producerIDs
-	offsets    *offsetsTopic
-	txns       *txn.Coordinator // transaction coordinator over txnLog
-	txnLog     *txnTopic
-	tier       *tiering.Manager // remote tier; never nil once New returns
-	authz      *acl.Authorizer  // nil: no authorizer configured, everything allowed
-	quotas     *quota.Manager   // client quotas; never nil once New returns
-	saslCfg    *sasl.Config     // mechanisms and credential lookups for SASL listeners
-	secMetrics *securityMetrics
-	connLimits *connLimits
-	clock      func() time.Time // nil = time.Now; tests move time
+	lockFile  *os.File
+	meta      *metadata.Store
+	listeners []*listener  // as configured; [0] is registered in metadata and is Addr()
+	tls       *tlsMaterial // keystore/truststore; nil when nothing uses TLS
+	parts     *partitions
+	fetchers  *fetchers // replica fetchers, one per leader this broker follows
+	gl        groupLoads
+	isrPoke   chan struct{}
+	// incarnation identifies this process in the controller's broker
+	// registry (KRaft's incarnation id); new at every start.
+	incarnation    uuid.UUID
+	interBrokerTLS *tls.Config // client side of an SSL inter-broker listener; nil for PLAINTEXT
+	groups         *groups.Coordinator
+	sessions       *fetchSessions
+	pids           *producerIDs
+	offsets        *offsetsTopic
+	txns           *txn.Coordinator // transaction coordinator over txnLog
+	txnLog         *txnTopic
+	tier           *tiering.Manager // remote tier; never nil once New returns
+	authz          *acl.Authorizer  // nil: no authorizer configured, everything allowed
+	quotas         *quota.Manager   // client quotas; never nil once New returns
+	saslCfg        *sasl.Config     // mechanisms and credential lookups for SASL listeners
+	secMetrics     *securityMetrics
+	connLimits     *connLimits
+	clock          func() time.Time // nil = time.Now; tests move time
 
 	secMu          sync.Mutex // guards secVersion, secLoaded (refreshSecurity)
 	secVersion     uint64
@@ -113,13 +121,14 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	meta, err := metadata.Open(metadata.Config{
-		NodeID:   cfg.NodeID,
-		Dir:      filepath.Join(cfg.DataDir, "meta"),
-		RaftAddr: cfg.ControllerAddr,
-		TLS:      raftTLS,
-		Logger:   s.log.With("component", "metadata"),
-	})
+	mc, err := s.metadataConfig()
+	if err != nil {
+		return nil, err
+	}
+	mc.Dir = filepath.Join(cfg.DataDir, "meta")
+	mc.TLS = raftTLS
+	mc.Logger = s.log.With("component", "metadata")
+	meta, err := metadata.Open(mc)
 	if err != nil {
 		return nil, fmt.Errorf("open metadata quorum: %w", err)
 	}
@@ -133,12 +142,12 @@ func New(cfg Config) (*Server, error) {
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
-	// One endpoint per broker in metadata until clustering registers every
-	// listener; clients of the other listeners learn this broker's address
-	// from the listener they use (selfAddr).
+	if err := s.openInterBroker(); err != nil {
+		return nil, err
+	}
 	first := s.listeners[0]
-	if err := meta.RegisterBroker(readyCtx, metadata.Broker{ID: cfg.NodeID, Host: first.advHost, Port: first.advPort, Rack: cfg.BrokerRack}); err != nil {
-		return nil, fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
+	if err := s.register(readyCtx); err != nil {
+		return nil, err
 	}
 
 	if err := s.openTier(readyCtx); err != nil {
@@ -149,9 +158,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.sessions = newFetchSessions(int(cfg.FetchMaxSessions))
 	s.parts = newPartitions(s)
-	if err := s.parts.reconcile(); err != nil {
-		return nil, fmt.Errorf("open partition logs: %w", err)
-	}
+	s.fetchers = newFetchers(s)
+	s.isrPoke = make(chan struct{}, 1)
 	s.pids = &producerIDs{meta: meta}
 	s.offsets = &offsetsTopic{s: s}
 	s.groups = groups.New(groups.Config{
@@ -163,9 +171,6 @@ func New(cfg Config) (*Server, error) {
 		InitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
 		OffsetsRetention:      time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 	})
-	if err := s.offsets.load(); err != nil {
-		return nil, fmt.Errorf("load committed offsets: %w", err)
-	}
 	s.txnLog = &txnTopic{s: s}
 	s.txns = txn.New(txn.Config{
 		Partitions:        s.txnStatePartitions(),
@@ -176,11 +181,21 @@ func New(cfg Config) (*Server, error) {
 		Logger:            s.log.With("component", "txn"),
 		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
 	})
-	if _, ok := s.parts.topic(txnStateTopicName); ok {
-		// Prepared transactions found here get their markers written.
-		if err := s.txnLog.ensure(readyCtx); err != nil {
-			return nil, fmt.Errorf("load transactions: %w", err)
-		}
+	// Leaderships come with being unfenced: wait for it, so the first
+	// clients find this broker leading what it should.
+	if err := s.awaitUnfenced(readyCtx); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.heartbeatLoop()
+	// Opens the logs this broker hosts and takes its roles; leading a
+	// partition of __consumer_offsets or __transaction_state loads it into
+	// its coordinator in the background.
+	if err := s.parts.reconcile(); err != nil {
+		return nil, fmt.Errorf("open partition logs: %w", err)
+	}
+	if err := s.awaitGroupsLoaded(readyCtx); err != nil {
+		return nil, err
 	}
 	if err := s.registerGauges(); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -278,7 +293,7 @@ func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 // it stops accepting, lets in-flight requests finish (bounded by
 // ShutdownTimeout), syncs and closes every log.
 func (s *Server) Run(ctx context.Context) error {
-	s.wg.Add(3 + len(s.listeners))
+	s.wg.Add(4 + len(s.listeners))
 	go func() {
 		defer s.wg.Done()
 		s.tier.Run(s.ctx)
@@ -288,6 +303,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go s.reconcileLoop()
 	go s.retentionLoop()
+	go s.isrLoop()
 	select {
 	case <-ctx.Done():
 	case <-s.ctx.Done():
@@ -299,6 +315,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.log.Info("broker shutting down")
+		s.controlledShutdown()
 		s.cancel()
 		s.ready.Store(false)
 		for _, l := range s.listeners {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -25,6 +27,7 @@ type createTopicSpec struct {
 	configs      map[string]string
 	internal     bool
 	validateOnly bool
+	assignment   [][]int32 // explicit replicas per partition (CreateTopics ReplicaAssignment); nil = placed
 }
 
 // createTopic validates a topic as Kafka does and, unless validateOnly,
@@ -40,6 +43,17 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	}
 	if spec.replication == -1 {
 		spec.replication = s.cfg.DefaultReplicationFactor
+		if spec.internal {
+			// Kafka's offsets.topic.replication.factor and
+			// transaction.state.log.replication.factor (3), capped at the
+			// brokers registered, so a single node or a two-node
+			// development cluster still gets its internal topics.
+			rf := s.cfg.OffsetsTopicReplicationFactor
+			if spec.name == txnStateTopicName {
+				rf = s.cfg.TransactionStateLogReplicationFactor
+			}
+			spec.replication = min(rf, int16(len(s.meta.Brokers())))
+		}
 	}
 	if spec.partitions <= 0 || spec.partitions > maxPartitionsPerRequest {
 		return t, fmt.Errorf("%w: number of partitions must be between 1 and %d, got %d", errInvalidPartitions, maxPartitionsPerRequest, spec.partitions)
@@ -47,7 +61,7 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	if spec.replication <= 0 {
 		return t, fmt.Errorf("%w: replication factor must be larger than 0, got %d", errInvalidReplication, spec.replication)
 	}
-	if brokers := int16(len(s.meta.Brokers())); spec.replication > brokers {
+	if brokers := int16(len(s.liveBrokerIDs())); spec.replication > brokers {
 		return t, fmt.Errorf("%w: replication factor %d larger than available brokers %d", errInvalidReplication, spec.replication, brokers)
 	}
 	if err := s.validateTopicConfigs(spec.configs, nil); err != nil {
@@ -75,8 +89,16 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 		// into the topic so it can never flip later.
 		t.Configs["remote.storage.enable"] = "false"
 	}
-	for i := int32(0); i < spec.partitions; i++ {
-		t.Partitions = append(t.Partitions, s.newPartitionAssignment(i))
+	if spec.assignment != nil {
+		for i, rs := range spec.assignment {
+			t.Partitions = append(t.Partitions, metadata.Partition{Index: int32(i), Replicas: rs, ISR: rs, Leader: rs[0]})
+		}
+	} else {
+		ps, err := s.placePartitions(0, spec.partitions, spec.replication)
+		if err != nil {
+			return t, err
+		}
+		t.Partitions = ps
 	}
 	if spec.validateOnly {
 		return t, nil
@@ -100,10 +122,31 @@ func hasCompact(policy string) bool {
 	return false
 }
 
-// newPartitionAssignment places a partition. With one broker, everything
-// lives here; the cluster issue brings rack-aware placement.
-func (s *Server) newPartitionAssignment(i int32) metadata.Partition {
-	return metadata.Partition{Index: i, Replicas: []int32{s.cfg.NodeID}, ISR: []int32{s.cfg.NodeID}, Leader: s.cfg.NodeID}
+// placePartitions places partitions first..first+n-1 with rf replicas
+// each over the live brokers (metadata.PlaceReplicas: rack-aware, leaders
+// spread); every replica starts in the ISR, the first leads.
+func (s *Server) placePartitions(first, n int32, rf int16) ([]metadata.Partition, error) {
+	brokers := s.meta.Brokers()
+	assign, err := metadata.PlaceReplicas(brokers, int(n), int(rf), int(first)+rand.IntN(max(len(brokers), 1)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errInvalidReplication, err)
+	}
+	out := make([]metadata.Partition, n)
+	for i, rs := range assign {
+		out[i] = metadata.Partition{Index: first + int32(i), Replicas: rs, ISR: slices.Clone(rs), Leader: rs[0]}
+	}
+	return out, nil
+}
+
+// liveBrokerIDs are the brokers new replicas can be placed on.
+func (s *Server) liveBrokerIDs() []int32 {
+	var out []int32
+	for _, b := range s.meta.Brokers() {
+		if !b.Fenced && !b.InControlledShutdown {
+			out = append(out, b.ID)
+		}
+	}
+	return out
 }
 
 // autoCreateTopic creates a topic on behalf of Metadata or FindCoordinator;

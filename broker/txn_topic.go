@@ -44,8 +44,8 @@ func (s *Server) txnStatePartitions() int32 {
 	return 50
 }
 
-// ensure creates __transaction_state if needed and loads every partition
-// into the coordinator (once).
+// ensure creates __transaction_state if needed. Its partitions are loaded
+// into the coordinator by the brokers that lead them (coordinators.go).
 func (t *txnTopic) ensure(ctx context.Context) error {
 	if t.loaded.Load() {
 		return nil
@@ -55,7 +55,7 @@ func (t *txnTopic) ensure(ctx context.Context) error {
 	if t.loaded.Load() {
 		return nil
 	}
-	if _, ok := t.s.parts.topic(txnStateTopicName); !ok {
+	if _, ok := t.s.meta.Topic(txnStateTopicName); !ok {
 		_, err := t.s.createTopic(ctx, createTopicSpec{
 			name:        txnStateTopicName,
 			partitions:  t.s.txnStatePartitions(),
@@ -68,22 +68,13 @@ func (t *txnTopic) ensure(ctx context.Context) error {
 			return err
 		}
 	}
-	ts, ok := t.s.parts.topic(txnStateTopicName)
-	if !ok {
-		return fmt.Errorf("%s: %w", txnStateTopicName, errUnknownTopic)
-	}
-	for _, p := range ts.parts {
-		if err := t.s.txns.LoadPartition(ctx, p.index, p.leaderEpoch); err != nil {
-			return err
-		}
-	}
 	t.loaded.Store(true)
 	return nil
 }
 
 // Append writes one coordinator record and waits until it is durable.
 func (t *txnTopic) Append(ctx context.Context, p int32, key, value []byte) error {
-	_, part, err := t.s.parts.get(txnStateTopicName, p)
+	_, part, err := t.s.parts.leader(txnStateTopicName, p)
 	if err != nil {
 		return fmt.Errorf("%w: %v", txn.ErrNotCoordinator, err)
 	}
@@ -94,11 +85,11 @@ func (t *txnTopic) Append(ctx context.Context, p int32, key, value []byte) error
 		return err
 	}
 	b.Raw = raw
-	info, err := part.log.Append([]proto.Batch{b}, part.leaderEpoch, -1)
+	info, err := part.log.Append([]proto.Batch{b}, part.epoch(), -1)
 	if err != nil {
 		return err
 	}
-	return part.log.WaitDurable(ctx, info.LastOffset+1)
+	return awaitCommitted(ctx, part, info.LastOffset+1)
 }
 
 // Replay feeds the coordinator every record of partition p.
@@ -140,18 +131,18 @@ func (t *txnTopic) WriteMarkers(ctx context.Context, producerID int64, epoch int
 // writeMarker appends one transaction marker (errUnknownTopic if the
 // partition does not exist here).
 func (s *Server) writeMarker(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, topic string, partition int32) error {
-	_, p, err := s.parts.get(topic, partition)
+	_, p, err := s.parts.leader(topic, partition)
 	if err != nil {
 		return err
 	}
-	off, err := p.log.AppendTxnMarker(producerID, epoch, commit, coordinatorEpoch, p.leaderEpoch)
+	off, err := p.log.AppendTxnMarker(producerID, epoch, commit, coordinatorEpoch, p.epoch())
 	if err != nil {
 		return fmt.Errorf("marker %s-%d: %w", topic, partition, err)
 	}
 	if topic == offsetsTopicName {
 		s.offsets.noteMarker(partition, producerID, epoch)
 	}
-	if err := p.log.WaitDurable(ctx, off+1); err != nil {
+	if err := awaitCommitted(ctx, p, off+1); err != nil {
 		return fmt.Errorf("marker %s-%d: %w", topic, partition, err)
 	}
 	if topic == offsetsTopicName {
