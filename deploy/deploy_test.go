@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -393,9 +394,10 @@ type k8sObject struct {
 		Selector  yaml.Node        `yaml:"selector"` // a map for Services, matchLabels for the others
 		Ports     []k8sServicePort `yaml:"ports"`
 		// StatefulSet
-		ServiceName string `yaml:"serviceName"`
-		Replicas    *int   `yaml:"replicas"`
-		Template    struct {
+		ServiceName         string `yaml:"serviceName"`
+		Replicas            *int   `yaml:"replicas"`
+		PodManagementPolicy string `yaml:"podManagementPolicy"`
+		Template            struct {
 			Metadata struct {
 				Labels map[string]string `yaml:"labels"`
 			} `yaml:"metadata"`
@@ -436,6 +438,15 @@ type k8sContainer struct {
 	Name  string   `yaml:"name"`
 	Image string   `yaml:"image"`
 	Args  []string `yaml:"args"`
+	Env   []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
 	Ports []struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
@@ -589,6 +600,71 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if cfgVol == "" || mounts[cfgVol] != "/etc/strata" {
 		t.Errorf("ConfigMap %s is not mounted at /etc/strata", cm.Metadata.Name)
+	}
+
+	checkQuorum(t, sts, c, cfg, byKind["Service"])
+}
+
+// checkQuorum checks that the StatefulSet's pods form one cluster: each
+// pod's node id is its ordinal, every pod lists the same voters, one per
+// replica, at the pod's stable name on the headless Service and the port
+// controller-listen binds, which the headless Service publishes.
+func checkQuorum(t *testing.T, sts k8sObject, c k8sContainer, cfg map[string]any, services []k8sObject) {
+	t.Helper()
+	replicas := 0
+	if sts.Spec.Replicas != nil {
+		replicas = *sts.Spec.Replicas
+	}
+	if replicas != 3 {
+		t.Errorf("StatefulSet replicas %d, want 3 (a quorum that survives one pod down)", replicas)
+	}
+	if sts.Spec.PodManagementPolicy != "Parallel" {
+		t.Errorf("podManagementPolicy %q: with OrderedReady strata-1 waits for strata-0 to be ready, which needs a quorum", sts.Spec.PodManagementPolicy)
+	}
+	nodeID := false
+	for _, e := range c.Env {
+		if e.Name == "STRATA_NODE_ID" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
+			e.ValueFrom.FieldRef.FieldPath == "metadata.labels['apps.kubernetes.io/pod-index']" {
+			nodeID = true
+		}
+	}
+	if !nodeID {
+		t.Error("no STRATA_NODE_ID from the pod-index label: pods would share one node id")
+	}
+	if _, ok := cfg["node-id"]; ok {
+		t.Error("strata.yaml sets node-id, which every pod would share (STRATA_NODE_ID overrides it, but it misleads)")
+	}
+	listen, _ := cfg["controller-listen"].(string)
+	_, port, _ := strings.Cut(listen, ":")
+	if !strings.HasPrefix(listen, "0.0.0.0:") || port == "" {
+		t.Fatalf("controller-listen %q: want 0.0.0.0:PORT (peers dial the pod's name)", listen)
+	}
+	var voters string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--controller-voters="); ok {
+			voters = v
+		}
+	}
+	var want []string
+	for i := range replicas {
+		want = append(want, fmt.Sprintf("%d@%s-%d.%s.$(POD_NAMESPACE).svc:%s", i, sts.Metadata.Name, i, sts.Spec.ServiceName, port))
+	}
+	if voters != strings.Join(want, ",") {
+		t.Errorf("--controller-voters=%q, want %q", voters, strings.Join(want, ","))
+	}
+	published := false
+	for _, svc := range services {
+		if svc.Metadata.Name != sts.Spec.ServiceName {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			if p.Name == "controller" && fmt.Sprint(p.Port) == port {
+				published = true
+			}
+		}
+	}
+	if !published {
+		t.Errorf("headless Service %s does not publish the controller port %s", sts.Spec.ServiceName, port)
 	}
 }
 

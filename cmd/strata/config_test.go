@@ -226,6 +226,16 @@ func TestLoadErrors(t *testing.T) {
 		{name: "validate negative node", args: []string{"--node-id=-1"}, wantKey: "node-id", wantMsg: ">= 0"},
 		{name: "validate listen", args: []string{"--listen", "nope"}, wantKey: "listen", wantMsg: "host:port"},
 		{name: "log level", args: []string{"--log-level", "loud"}, wantKey: "log-level", wantMsg: "loud"},
+		// Cluster keys: parse errors here, value checks in broker.Config.Validate.
+		{name: "session timeout not a number", env: map[string]string{"STRATA_BROKER_SESSION_TIMEOUT_MS": "9s"}, wantKey: "broker.session.timeout.ms", wantMsg: "STRATA_BROKER_SESSION_TIMEOUT_MS"},
+		{name: "unclean election not a bool", args: []string{"--set", "unclean.leader.election.enable=maybe"}, wantKey: "unclean.leader.election.enable", wantMsg: "not true or false"},
+		{name: "offsets rf out of range", file: "offsets.topic.replication.factor: 40000\n", wantKey: "offsets.topic.replication.factor", wantMsg: "16-bit"},
+		{name: "unknown role", args: []string{"--process-roles", "broker,observer"}, wantKey: "process-roles", wantMsg: "observer"},
+		{name: "voter without id", args: []string{"--controller-listen", "127.0.0.1:19092", "--controller-voters", "127.0.0.1:19092"}, wantKey: "controller-voters", wantMsg: "127.0.0.1:19092"},
+		{name: "controller-only node", args: []string{"--process-roles", "controller"}, wantKey: "process-roles", wantMsg: "not supported"},
+		{name: "voters without controller-listen", args: []string{"--controller-voters", "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094"}, wantKey: "controller-listen", wantMsg: "controller-voters"},
+		{name: "controller missing from the voters", args: []string{"--node-id=4", "--controller-listen=127.0.0.1:19095", "--controller-voters", "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094"}, wantKey: "controller-voters", wantMsg: "not among the voters"},
+		{name: "heartbeat not below session timeout", env: map[string]string{"STRATA_BROKER_HEARTBEAT_INTERVAL_MS": "9000"}, wantKey: "broker.heartbeat.interval.ms", wantMsg: "(from STRATA_BROKER_HEARTBEAT_INTERVAL_MS)"},
 		{name: "log format", env: map[string]string{"STRATA_LOG_FORMAT": "xml"}, wantKey: "log-format", wantMsg: "xml"},
 	}
 	for _, tc := range tests {
@@ -256,6 +266,117 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("no ConfigError with key %q in %q", tc.wantKey, err)
 			}
 		})
+	}
+}
+
+// TestLoadClusterConfig loads what one node of a three-node cluster is
+// given, through each layer, and checks every cluster key lands in its
+// broker.Config field and passes validation.
+func TestLoadClusterConfig(t *testing.T) {
+	cleanEnv(t)
+	const voters = "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094"
+	file := writeFile(t, "strata.yaml", `
+node-id: 2
+data-dir: /var/lib/strata
+listeners: PLAINTEXT://127.0.0.1:9093,INTERNAL://127.0.0.1:9193
+listener.security.protocol.map: PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT
+inter.broker.listener.name: INTERNAL
+default.replication.factor: 3
+min.insync.replicas: 2
+offsets.topic.replication.factor: 3
+transaction.state.log.replication.factor: 2
+broker:
+  rack: eu-west-1b
+  session.timeout.ms: 12000
+  heartbeat.interval.ms: 1500
+replica:
+  lag.time.max.ms: 20000
+  fetch.max.bytes: 2097152
+  fetch.response.max.bytes: 20971520
+  fetch.wait.max.ms: 250
+  fetch.backoff.ms: 500
+unclean.leader.election.enable: true
+controlled.shutdown.enable: false
+`)
+	t.Setenv("STRATA_CONTROLLER_VOTERS", voters)
+	o, warnings, err := loadOptions([]string{"--config", file, "--process-roles", "broker,controller", "--controller-listen", "127.0.0.1:19093"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings %v", warnings)
+	}
+	b := o.Broker
+	for _, c := range []struct {
+		key       string
+		got, want any
+	}{
+		{"node-id", b.NodeID, int32(2)},
+		{"process-roles", b.ProcessRoles, "broker,controller"},
+		{"controller-voters", b.ControllerVoters, voters},
+		{"controller-listen", b.ControllerAddr, "127.0.0.1:19093"},
+		{"inter.broker.listener.name", b.InterBrokerListenerName, "INTERNAL"},
+		{"default.replication.factor", b.DefaultReplicationFactor, int16(3)},
+		{"min.insync.replicas", b.MinInsyncReplicas, int32(2)},
+		{"offsets.topic.replication.factor", b.OffsetsTopicReplicationFactor, int16(3)},
+		{"transaction.state.log.replication.factor", b.TransactionStateLogReplicationFactor, int16(2)},
+		{"broker.rack", b.BrokerRack, "eu-west-1b"},
+		{"broker.session.timeout.ms", b.BrokerSessionTimeoutMs, int64(12000)},
+		{"broker.heartbeat.interval.ms", b.BrokerHeartbeatIntervalMs, int64(1500)},
+		{"replica.lag.time.max.ms", b.ReplicaLagTimeMaxMs, int64(20000)},
+		{"replica.fetch.max.bytes", b.ReplicaFetchMaxBytes, int32(2097152)},
+		{"replica.fetch.response.max.bytes", b.ReplicaFetchResponseMaxBytes, int32(20971520)},
+		{"replica.fetch.wait.max.ms", b.ReplicaFetchWaitMaxMs, int32(250)},
+		{"replica.fetch.backoff.ms", b.ReplicaFetchBackoffMs, int32(500)},
+		{"unclean.leader.election.enable", b.UncleanLeaderElectionEnable, true},
+		{"controlled.shutdown.enable", b.ControlledShutdownEnable, false},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
+		}
+		if !b.ExplicitKeys[c.key] {
+			t.Errorf("%s is not among the explicitly set keys", c.key)
+		}
+	}
+
+	// A broker-only node: no controller role, not among the voters, and
+	// reachable for the metadata log at its advertised Raft address.
+	cleanEnv(t)
+	o, _, err = loadOptions([]string{"--node-id=4", "--process-roles=broker", "--controller-voters=" + voters,
+		"--controller-listen=0.0.0.0:19095", "--controller-advertised-addr=broker-4.example:19095", "--listen=127.0.0.1:9095"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Broker.ProcessRoles != "broker" || o.Broker.ControllerAdvertisedAddr != "broker-4.example:19095" {
+		t.Errorf("broker-only node: roles %q advertised %q", o.Broker.ProcessRoles, o.Broker.ControllerAdvertisedAddr)
+	}
+}
+
+// TestClusterDefaults pins the defaults operators read in the README:
+// Kafka's, and a single node that needs no cluster key at all.
+func TestClusterDefaults(t *testing.T) {
+	cleanEnv(t)
+	o, _, err := loadOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := o.Broker
+	if b.ProcessRoles != "broker,controller" || b.ControllerVoters != "" || b.ControllerAddr != "" {
+		t.Errorf("a single node should be a combined one-voter quorum with no port: roles %q voters %q listen %q", b.ProcessRoles, b.ControllerVoters, b.ControllerAddr)
+	}
+	if b.BrokerSessionTimeoutMs != 9000 || b.BrokerHeartbeatIntervalMs != 2000 || b.ReplicaLagTimeMaxMs != 30000 {
+		t.Errorf("session %d heartbeat %d lag %d: want Kafka's 9000, 2000, 30000", b.BrokerSessionTimeoutMs, b.BrokerHeartbeatIntervalMs, b.ReplicaLagTimeMaxMs)
+	}
+	if b.OffsetsTopicReplicationFactor != 3 || b.TransactionStateLogReplicationFactor != 3 || b.DefaultReplicationFactor != 1 || b.MinInsyncReplicas != 1 {
+		t.Errorf("replication defaults: offsets %d txn %d default %d min.insync %d", b.OffsetsTopicReplicationFactor, b.TransactionStateLogReplicationFactor, b.DefaultReplicationFactor, b.MinInsyncReplicas)
+	}
+	if b.UncleanLeaderElectionEnable || !b.ControlledShutdownEnable {
+		t.Errorf("unclean election %v controlled shutdown %v: want false, true", b.UncleanLeaderElectionEnable, b.ControlledShutdownEnable)
+	}
+	for _, name := range []string{"process-roles", "controller-voters", "controller-advertised-addr"} {
+		if k := keyIndex[name]; k == nil || !k.flag {
+			t.Errorf("%s should be a flag", name)
+		}
 	}
 }
 
