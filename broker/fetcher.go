@@ -35,6 +35,13 @@ import (
 const (
 	replicaFetchVersion = 13 // topic ids, ReplicaID in the body
 	replicaOFLEVersion  = 4
+	// epochRetry: a leader that does not know our epoch yet (or we not its)
+	// catches up within a metadata round trip; retrying sooner than
+	// replica.fetch.backoff.ms shortens failovers.
+	epochRetry = 50 * time.Millisecond
+	// remoteCheckEvery bounds how often a follower compares its log with
+	// the partition's remote manifest.
+	remoteCheckEvery = 5 * time.Second
 )
 
 type fetchers struct {
@@ -52,6 +59,9 @@ type fetchPart struct {
 	epoch      int32
 	truncated  bool      // OffsetForLeaderEpoch done for this epoch
 	retryAfter time.Time // backing off after an error
+	// remoteChecked: when the log was last compared with the remote
+	// manifest (resetToRemoteEnd).
+	remoteChecked time.Time
 }
 
 type fetcher struct {
@@ -259,7 +269,10 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 	}
 	index := map[key]fetchPart{}
 	for _, fp := range parts {
-		s.resetToRemoteEnd(fp.t, fp.p)
+		if now := time.Now(); now.Sub(fp.remoteChecked) >= remoteCheckEvery {
+			s.resetToRemoteEnd(fp.t, fp.p)
+			f.update(fp.p, fp.epoch, func(x *fetchPart) { x.remoteChecked = now })
+		}
 		id := [16]byte(fp.t.id)
 		i, ok := byTopic[id]
 		if !ok {
@@ -310,7 +323,7 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 				// NOT_LEADER_OR_FOLLOWER (the leader's is): wait for metadata
 				// to move on, then retry.
 				log.Debug("replica fetch partition error", "topic", fp.t.name, "partition", fp.p.index, "err", err)
-				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(backoff) })
+				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(min(backoff, epochRetry)) })
 			}
 		}
 	}
@@ -418,7 +431,7 @@ func (f *fetcher) truncate(ctx context.Context, c *brokerConn, parts []fetchPart
 			}
 			if rp.ErrorCode != 0 {
 				s.log.Debug("offset for leader epoch", "topic", fp.t.name, "partition", fp.p.index, "err", kerr.ErrorForCode(rp.ErrorCode))
-				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(backoff) })
+				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(min(backoff, epochRetry)) })
 				continue
 			}
 			if err := s.truncateDivergent(fp, rp.LeaderEpoch, rp.EndOffset); err != nil {

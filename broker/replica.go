@@ -12,8 +12,9 @@ package broker
 // within replica.lag.time.max.ms leaves the ISR and one that catches up
 // joins it, both through AlterPartition to the controller (isrLoop).
 //
-// Lock order: partition.rmu is a leaf; it is never held while calling
-// into the log's blocking operations or the metadata quorum.
+// Lock order: reconcileMu, then partition.amu (applyState), then
+// partition.rmu, a leaf never held while calling into the log's blocking
+// operations or the metadata quorum.
 
 import (
 	"context"
@@ -85,6 +86,8 @@ func (st *partState) replicated() bool { return len(st.replicas) > 1 }
 func (ps *partitions) applyState(t *topicState, p *partition, mp metadata.Partition) {
 	s := ps.s
 	self := s.cfg.NodeID
+	p.amu.Lock()
+	defer p.amu.Unlock()
 	prev := p.st.Load()
 	st := &partState{
 		leader: mp.Leader, leaderEpoch: mp.LeaderEpoch, partitionEpoch: mp.PartitionEpoch,
@@ -358,6 +361,7 @@ func awaitHW(ctx context.Context, p *partition, end int64) error {
 // partitionFields are the replication fields of partition (kept here so
 // partitions.go reads as the replica manager).
 type partitionFields struct {
+	amu  sync.Mutex // serializes applyState (reconcile and the ISR loop)
 	st   atomic.Pointer[partState]
 	rmu  sync.Mutex
 	lead *leaderSide // nil unless leading
