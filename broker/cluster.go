@@ -27,9 +27,6 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any)) {
 		bad("process-roles", "%v", err)
 		return
 	}
-	if !roles.IsBroker() {
-		bad("process-roles", "controller-only nodes are not supported yet; use broker,controller or broker")
-	}
 	if c.ControllerVoters != "" {
 		voters, err := metadata.ParseVoters(c.ControllerVoters)
 		if err != nil {

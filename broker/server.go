@@ -45,6 +45,7 @@ type Server struct {
 	// registry (KRaft's incarnation id); new at every start.
 	incarnation    uuid.UUID
 	interBrokerTLS *tls.Config // client side of an SSL inter-broker listener; nil for PLAINTEXT
+	controllerOnly bool        // process-roles=controller: metadata quorum only
 	groups         *groups.Coordinator
 	sessions       *fetchSessions
 	pids           *producerIDs
@@ -139,6 +140,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("wait for metadata quorum: %w", err)
 	}
 
+	if !mc.Roles.IsBroker() {
+		// A controller-only node: a voter of the metadata quorum (the
+		// active controller when it leads), no Kafka listeners, no logs.
+		s.controllerOnly = true
+		if err := s.registerGauges(); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		if err := s.startAdmin(); err != nil {
+			return nil, err
+		}
+		s.ready.Store(true)
+		ok = true
+		s.log.Info("controller started", "node_id", cfg.NodeID, "controller_listen", cfg.ControllerAddr, "cluster_id", meta.ClusterID(), "data_dir", cfg.DataDir)
+		return s, nil
+	}
 	if err := s.openListeners(); err != nil {
 		return nil, err
 	}
@@ -283,8 +299,14 @@ func (s *Server) openTier(ctx context.Context) error {
 	return nil
 }
 
-// Addr is the bound address of the first Kafka listener.
-func (s *Server) Addr() net.Addr { return s.listeners[0].ln.Addr() }
+// Addr is the bound address of the first Kafka listener; nil on a
+// controller-only node.
+func (s *Server) Addr() net.Addr {
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].ln.Addr()
+}
 
 // ClusterID is the id of the cluster this broker belongs to.
 func (s *Server) ClusterID() string { return s.meta.ClusterID() }
@@ -293,6 +315,13 @@ func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 // it stops accepting, lets in-flight requests finish (bounded by
 // ShutdownTimeout), syncs and closes every log.
 func (s *Server) Run(ctx context.Context) error {
+	if s.controllerOnly {
+		select {
+		case <-ctx.Done():
+		case <-s.ctx.Done():
+		}
+		return s.Close()
+	}
 	s.wg.Add(4 + len(s.listeners))
 	go func() {
 		defer s.wg.Done()

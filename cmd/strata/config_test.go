@@ -232,7 +232,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "offsets rf out of range", file: "offsets.topic.replication.factor: 40000\n", wantKey: "offsets.topic.replication.factor", wantMsg: "16-bit"},
 		{name: "unknown role", args: []string{"--process-roles", "broker,observer"}, wantKey: "process-roles", wantMsg: "observer"},
 		{name: "voter without id", args: []string{"--controller-listen", "127.0.0.1:19092", "--controller-voters", "127.0.0.1:19092"}, wantKey: "controller-voters", wantMsg: "127.0.0.1:19092"},
-		{name: "controller-only node", args: []string{"--process-roles", "controller"}, wantKey: "process-roles", wantMsg: "not supported"},
+		{name: "broker-only node without voters", args: []string{"--process-roles", "broker"}, wantKey: "controller-voters", wantMsg: "broker-only"},
 		{name: "voters without controller-listen", args: []string{"--controller-voters", "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094"}, wantKey: "controller-listen", wantMsg: "controller-voters"},
 		{name: "controller missing from the voters", args: []string{"--node-id=4", "--controller-listen=127.0.0.1:19095", "--controller-voters", "1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094"}, wantKey: "controller-voters", wantMsg: "not among the voters"},
 		{name: "heartbeat not below session timeout", env: map[string]string{"STRATA_BROKER_HEARTBEAT_INTERVAL_MS": "9000"}, wantKey: "broker.heartbeat.interval.ms", wantMsg: "(from STRATA_BROKER_HEARTBEAT_INTERVAL_MS)"},

@@ -68,7 +68,7 @@ var configKeys = []configKey{
 		field: func(o *options) any { return &o.Broker.AdvertisedAddr }},
 	{Name: "controller-listen", flag: true, Doc: "host:port the Raft transport of the metadata quorum binds (0.0.0.0 is fine: peers dial the controller-voters entry). Every node of a multi-node cluster needs it, broker-only nodes too, which receive the metadata log on it as Raft non-voters. Empty runs a single in-process voter with no port.",
 		field: func(o *options) any { return &o.Broker.ControllerAddr }},
-	{Name: "process-roles", flag: true, Doc: "What this node does, as KRaft's process.roles: broker,controller (combined: a Raft voter of the metadata quorum that also hosts partitions and serves clients) or broker (follows the metadata log as a Raft non-voter). Controller-only nodes are not supported yet.",
+	{Name: "process-roles", flag: true, Doc: "What this node does, as KRaft's process.roles: broker,controller (combined: a Raft voter of the metadata quorum that also hosts partitions and serves clients) broker (follows the metadata log as a Raft non-voter) or controller (a voter only: no Kafka listeners, no partitions; its admin listener still serves /metrics and /readyz).",
 		field: func(o *options) any { return &o.Broker.ProcessRoles }},
 	{Name: "controller-voters", flag: true, Doc: "The metadata quorum as id@host:port,... (KRaft's controller.quorum.voters): each controller's node-id and the Raft address its peers dial. Give every node of a cluster the same list; a controller must be in it with the port of its controller-listen. It bootstraps a fresh cluster only: afterwards membership is in the Raft log. Empty means this node alone, a one-voter quorum.",
 		field: func(o *options) any { return &o.Broker.ControllerVoters }},

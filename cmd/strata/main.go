@@ -73,7 +73,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	log.Info("strata serving", "version", version, "addr", srv.Addr().String(), "data-dir", opts.Broker.DataDir)
+	addr := "none (controller only)"
+	if a := srv.Addr(); a != nil {
+		addr = a.String()
+	}
+	log.Info("strata serving", "version", version, "addr", addr, "data-dir", opts.Broker.DataDir)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
