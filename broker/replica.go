@@ -55,8 +55,9 @@ type followerPos struct {
 // by partition.rmu.
 type leaderSide struct {
 	followers  map[int32]*followerPos
-	epochStart int64 // log end when this leader epoch began: a follower must reach it to join the ISR
-	altering   bool  // an AlterPartition is in flight
+	epochStart int64     // log end when this leader epoch began: a follower must reach it to join the ISR
+	altering   bool      // an AlterPartition is in flight
+	retryAt    time.Time // after a refused AlterPartition: not before this
 }
 
 // state is the partition's committed assignment; nil before the first
@@ -287,7 +288,7 @@ func (s *Server) checkISR(t *topicState, p *partition, now time.Time, lag time.D
 	hw := p.log.HighWatermark()
 	p.rmu.Lock()
 	ls := p.lead
-	if ls == nil || ls.altering {
+	if ls == nil || ls.altering || now.Before(ls.retryAt) {
 		p.rmu.Unlock()
 		return
 	}
@@ -305,7 +306,7 @@ func (s *Server) checkISR(t *topicState, p *partition, now time.Time, lag time.D
 			changed = true // out: lagging
 		case in:
 			newISR = append(newISR, r)
-		case f != nil && f.leo >= 0 && f.leo >= hw && f.leo >= ls.epochStart:
+		case f != nil && f.leo >= 0 && f.leo >= hw && f.leo >= ls.epochStart && s.eligibleForISR(r):
 			newISR = append(newISR, r)
 			changed = true // in: caught up
 		}
@@ -335,6 +336,9 @@ func (s *Server) checkISR(t *topicState, p *partition, now time.Time, lag time.D
 		if s.ctx.Err() == nil {
 			s.log.Warn("ISR change refused or failed; retrying", "topic", t.name, "partition", p.index, "isr", st.isr, "new_isr", newISR, "err", err)
 		}
+		p.rmu.Lock()
+		ls.retryAt = time.Now().Add(time.Second)
+		p.rmu.Unlock()
 		return
 	}
 	s.metrics.isrChange(len(newISR) < len(st.isr))
@@ -342,7 +346,14 @@ func (s *Server) checkISR(t *topicState, p *partition, now time.Time, lag time.D
 	s.parts.applyState(t, p, got)
 }
 
-// awaitReplicated waits until offsets below end are committed (the high
+// eligibleForISR: as in Kafka (KIP-841), only a registered broker that is
+// neither fenced nor shutting down may join an ISR.
+func (s *Server) eligibleForISR(id int32) bool {
+	b, ok := s.meta.Broker(id)
+	return ok && !b.Fenced && !b.InControlledShutdown
+}
+
+// awaitHW waits until offsets below end are committed (the high
 // watermark passed them) for acks=all on a replicated partition.
 func awaitHW(ctx context.Context, p *partition, end int64) error {
 	for {
