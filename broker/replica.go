@@ -18,10 +18,13 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-broker/strata/metadata"
 )
@@ -58,6 +61,9 @@ type leaderSide struct {
 	epochStart int64     // log end when this leader epoch began: a follower must reach it to join the ISR
 	altering   bool      // an AlterPartition is in flight
 	retryAt    time.Time // after a refused AlterPartition: not before this
+	// lost is closed when this leadership (epoch) ends: acks=all waiters
+	// answer NOT_LEADER_OR_FOLLOWER at once instead of timing out.
+	lost chan struct{}
 }
 
 // state is the partition's committed assignment; nil before the first
@@ -118,6 +124,10 @@ func (ps *partitions) applyState(t *topicState, p *partition, mp metadata.Partit
 			}
 		}
 		p.rmu.Lock()
+		if p.lead != nil && p.lead.lost != nil {
+			close(p.lead.lost) // the previous epoch's waiters
+		}
+		ls.lost = make(chan struct{})
 		p.lead = ls
 		p.rmu.Unlock()
 		p.st.Store(st)
@@ -150,6 +160,9 @@ func (ps *partitions) applyState(t *topicState, p *partition, mp metadata.Partit
 		p.st.Store(st)
 		if wasLeader {
 			p.rmu.Lock()
+			if p.lead != nil && p.lead.lost != nil {
+				close(p.lead.lost)
+			}
 			p.lead = nil
 			p.rmu.Unlock()
 			s.tier.RemovePartition(t.id, p.index)
@@ -356,6 +369,12 @@ func (s *Server) eligibleForISR(id int32) bool {
 // awaitHW waits until offsets below end are committed (the high
 // watermark passed them) for acks=all on a replicated partition.
 func awaitHW(ctx context.Context, p *partition, end int64) error {
+	p.rmu.Lock()
+	var lost chan struct{}
+	if p.lead != nil {
+		lost = p.lead.lost
+	}
+	p.rmu.Unlock()
 	for {
 		ch := p.log.Changed()
 		if p.log.HighWatermark() >= end {
@@ -363,6 +382,8 @@ func awaitHW(ctx context.Context, p *partition, end int64) error {
 		}
 		select {
 		case <-ch:
+		case <-lost:
+			return fmt.Errorf("leadership moved before the in-sync replicas had the records: %w", kerr.NotLeaderForPartition)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
