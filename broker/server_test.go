@@ -107,7 +107,12 @@ type rawConn struct {
 
 func (ts *testServer) raw(t *testing.T) *rawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
+	return dialRaw(t, ts.addr)
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

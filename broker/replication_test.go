@@ -1,0 +1,356 @@
+package broker
+
+// In-process clusters: several Servers in this test process, each a Raft
+// voter on loopback, so replication runs under the race detector. The
+// end-to-end tests (cmd/strata/e2e) kill real processes.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+type testCluster struct {
+	t     *testing.T
+	cfgs  []Config
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	srv    *Server
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startTestCluster starts n combined broker+controller nodes (ids 1..n).
+func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, cfgs: make([]Config, n), nodes: make([]*clusterNode, n)}
+	var voters []string
+	for i := range n {
+		cfg := DefaultConfig()
+		cfg.NodeID = int32(i + 1)
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = freeLoopbackAddr(t)
+		cfg.ControllerAddr = freeLoopbackAddr(t)
+		cfg.AdminListen = ""
+		cfg.GroupInitialRebalanceDelayMs = 0
+		cfg.OffsetsTopicNumPartitions = 3
+		cfg.BrokerSessionTimeoutMs = 1500
+		cfg.BrokerHeartbeatIntervalMs = 100
+		cfg.ReplicaLagTimeMaxMs = 1500
+		cfg.ReplicaFetchBackoffMs = 100
+		cfg.ReplicaFetchWaitMaxMs = 200
+		cfg.DefaultReplicationFactor = int16(n)
+		cfg.ShutdownTimeout = 5 * time.Second
+		for _, m := range mutate {
+			m(&cfg)
+		}
+		tc.cfgs[i] = cfg
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, cfg.ControllerAddr))
+	}
+	for i := range tc.cfgs {
+		tc.cfgs[i].ControllerVoters = strings.Join(voters, ",")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tc.start(i)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for i := range tc.nodes {
+			tc.stop(i)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+func (tc *testCluster) start(i int) error {
+	s, err := New(tc.cfgs[i])
+	if err != nil {
+		return fmt.Errorf("node %d: %w", i+1, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &clusterNode{srv: s, addr: s.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- s.Run(ctx) }()
+	tc.nodes[i] = n
+	return nil
+}
+
+// stop shuts node i down (idempotent). Controlled shutdown follows the
+// node's config.
+func (tc *testCluster) stop(i int) {
+	n := tc.nodes[i]
+	if n == nil {
+		return
+	}
+	tc.nodes[i] = nil
+	n.cancel()
+	if err := <-n.done; err != nil {
+		tc.t.Errorf("node %d: Run: %v", i+1, err)
+	}
+}
+
+func (tc *testCluster) seeds() []string {
+	var out []string
+	for _, n := range tc.nodes {
+		if n != nil {
+			out = append(out, n.addr)
+		}
+	}
+	return out
+}
+
+func (tc *testCluster) client(opts ...kgo.Opt) *kgo.Client {
+	tc.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(tc.seeds()...), kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.MetadataMinAge(10 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.t.Cleanup(cl.Close)
+	return cl
+}
+
+// partition returns node index i's view of topic's partition p.
+func (tc *testCluster) partition(i int, topic string, p int32) *partition {
+	n := tc.nodes[i]
+	if n == nil {
+		return nil
+	}
+	t, ok := n.srv.parts.topic(topic)
+	if !ok || int(p) >= len(t.parts) {
+		return nil
+	}
+	return t.parts[p]
+}
+
+// leaderIndex is the node index leading topic-p in committed metadata as
+// seen by a running node, or -1.
+func (tc *testCluster) leaderIndex(topic string, p int32) int {
+	for _, n := range tc.nodes {
+		if n == nil {
+			continue
+		}
+		mt, ok := n.srv.meta.Topic(topic)
+		if !ok || int(p) >= len(mt.Partitions) {
+			return -1
+		}
+		return int(mt.Partitions[p].Leader) - 1
+	}
+	return -1
+}
+
+func (tc *testCluster) isr(topic string, p int32) []int32 {
+	for _, n := range tc.nodes {
+		if n != nil {
+			if mt, ok := n.srv.meta.Topic(topic); ok {
+				return mt.Partitions[p].ISR
+			}
+		}
+	}
+	return nil
+}
+
+// createTopic creates a topic and waits until every running node has
+// applied it and taken its role, as clients would by retrying.
+func (tc *testCluster) createTopic(topic string, partitions int32, rf int16, configs map[string]*string) {
+	tc.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tc.seeds()...))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), partitions, rf, configs, topic); err != nil {
+		tc.t.Fatal(err)
+	}
+	for i, n := range tc.nodes {
+		if n == nil {
+			continue
+		}
+		waitFor(tc.t, fmt.Sprintf("node %d to apply topic %s", i+1, topic), func() bool {
+			t, ok := n.srv.parts.topic(topic)
+			if !ok {
+				return false
+			}
+			for _, p := range t.parts {
+				if p != nil && p.state() == nil {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+func produceNumbered(t *testing.T, cl *kgo.Client, topic string, from, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := from; i < to; i++ {
+		r := &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+}
+
+func consumeReplicated(t *testing.T, tc *testCluster, topic string, want int) []string {
+	t.Helper()
+	cl := tc.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []string
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records", len(out), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, string(r.Value)) })
+	}
+	return out
+}
+
+func TestReplicationFailover(t *testing.T) {
+	tc := startTestCluster(t, 3, func(c *Config) { c.ControlledShutdownEnable = false })
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	tc.createTopic("rep", 1, 3, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")})
+	produceNumbered(t, cl, "rep", 0, 200)
+
+	// Every replica holds every acknowledged record.
+	for i := range tc.nodes {
+		waitFor(t, fmt.Sprintf("node %d to replicate", i+1), func() bool {
+			p := tc.partition(i, "rep", 0)
+			return p != nil && p.log.LogEndOffset() == 200
+		})
+	}
+	old := tc.leaderIndex("rep", 0)
+	if old < 0 {
+		t.Fatal("no leader")
+	}
+	oldEpoch := tc.partition(old, "rep", 0).epoch()
+	tc.stop(old)
+
+	// The controller fences the stopped broker; another ISR member leads
+	// under a newer epoch and acks=all writes go on with two replicas.
+	waitFor(t, "a new leader", func() bool {
+		l := tc.leaderIndex("rep", 0)
+		return l >= 0 && l != old
+	})
+	produceNumbered(t, cl, "rep", 200, 300)
+	nl := tc.leaderIndex("rep", 0)
+	if e := tc.partition(nl, "rep", 0).epoch(); e <= oldEpoch {
+		t.Fatalf("new leader epoch %d, old %d", e, oldEpoch)
+	}
+	if isr := tc.isr("rep", 0); slices.Contains(isr, int32(old+1)) {
+		t.Fatalf("stopped broker %d still in the ISR %v", old+1, isr)
+	}
+
+	// The old leader comes back as a follower, catches up and rejoins the ISR.
+	if err := tc.start(old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted broker back in the ISR", func() bool {
+		return len(tc.isr("rep", 0)) == 3
+	})
+	got := consumeReplicated(t, tc, "rep", 300)
+	for i, v := range got {
+		if v != fmt.Sprint(i) {
+			t.Fatalf("record %d is %q: lost, duplicated or reordered", i, v)
+		}
+	}
+	waitFor(t, "the restarted broker to hold every record", func() bool {
+		p := tc.partition(old, "rep", 0)
+		return p != nil && p.log.LogEndOffset() == 300 && p.log.HighWatermark() == 300
+	})
+}
+
+func TestReplicationMinInsyncReplicas(t *testing.T) {
+	tc := startTestCluster(t, 3, func(c *Config) { c.ControlledShutdownEnable = false })
+	tc.createTopic("strict", 1, 3, map[string]*string{"min.insync.replicas": kmsg.StringPtr("3")})
+	produceNumbered(t, tc.client(kgo.RequiredAcks(kgo.AllISRAcks())), "strict", 0, 10)
+	leader := tc.leaderIndex("strict", 0)
+	follower := (leader + 1) % 3
+	tc.stop(follower)
+	waitFor(t, "the leader to see the ISR shrink", func() bool {
+		st := tc.partition(leader, "strict", 0).state()
+		return st != nil && len(st.isr) == 2
+	})
+
+	// With two in-sync replicas and min.insync.replicas=3, acks=all is
+	// refused before anything is written; acks=1 still works.
+	rc := dialRaw(t, tc.nodes[leader].addr)
+	produce := func(acks int16) int16 {
+		return producePart(rc.do(produceReq(acks, "strict", 0, batchOf(-1, -1, -1, "x")))).ErrorCode
+	}
+	before := tc.partition(leader, "strict", 0).log.LogEndOffset()
+	if code := produce(-1); code != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all with 2 of 3 in sync: %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(code))
+	}
+	if after := tc.partition(leader, "strict", 0).log.LogEndOffset(); after != before {
+		t.Fatalf("a refused acks=all write was appended: log end %d -> %d", before, after)
+	}
+	if code := produce(1); code != 0 {
+		t.Fatalf("acks=1: %v", kerr.ErrorForCode(code))
+	}
+}
+
+// Followers refuse client writes and reads: NOT_LEADER_OR_FOLLOWER sends
+// the client to the leader.
+func TestReplicationFollowerRefusesClients(t *testing.T) {
+	tc := startTestCluster(t, 2)
+	tc.createTopic("two", 1, 2, nil)
+	leader := tc.leaderIndex("two", 0)
+	follower := 1 - leader
+	rc := dialRaw(t, tc.nodes[follower].addr)
+	if code := producePart(rc.do(produceReq(-1, "two", 0, batchOf(-1, -1, -1, "x")))).ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to a follower: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(code))
+	}
+	// Metadata from either broker (once it has applied the topic) names
+	// the same leader and both brokers.
+	for _, n := range tc.nodes {
+		c, err := kgo.NewClient(kgo.SeedBrokers(n.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adm := kadm.NewClient(c)
+		var md kadm.Metadata
+		waitFor(t, "metadata from "+n.addr, func() bool {
+			md, err = adm.Metadata(context.Background(), "two")
+			return err == nil && md.Topics["two"].Err == nil
+		})
+		c.Close()
+		if len(md.Brokers) != 2 || md.Topics["two"].Partitions[0].Leader != int32(leader+1) {
+			t.Fatalf("metadata from %s: brokers %v, leader %d; want 2 brokers, leader %d", n.addr, md.Brokers, md.Topics["two"].Partitions[0].Leader, leader+1)
+		}
+	}
+}
