@@ -5,6 +5,12 @@ package broker
 // group otherwise); authorized operations (v3+) are filled in when asked
 // for, for groups described without error, as in Kafka. Groups are
 // answered in the request's order.
+//
+// Each authorized group is described only by its coordinator, the leader
+// of its __consumer_offsets partition: another broker answers
+// NOT_COORDINATOR for that group, this one COORDINATOR_LOAD_IN_PROGRESS
+// while it loads the partition, as Kafka's GroupCoordinator does. The
+// empty group id is valid, as in Kafka.
 
 import (
 	"context"
@@ -18,11 +24,15 @@ func init() { register(15, 0, 5, handleDescribeGroups) }
 func handleDescribeGroups(s *Server, ctx context.Context, r *request) *reply {
 	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.DescribeGroupsRequest)
-	allowed := make([]bool, len(req.Groups))
+	codes := make([]int16, len(req.Groups)) // non-zero: answered here
 	sub := *req
 	sub.Groups = make([]string, 0, len(req.Groups))
 	for i, g := range req.Groups {
-		if allowed[i] = s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, g); allowed[i] {
+		codes[i] = kerr.GroupAuthorizationFailed.Code
+		if s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, g) {
+			codes[i] = s.groupCoordinatorCode(g)
+		}
+		if codes[i] == 0 {
 			sub.Groups = append(sub.Groups, g)
 		}
 	}
@@ -34,10 +44,11 @@ func handleDescribeGroups(s *Server, ctx context.Context, r *request) *reply {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	next := 0
 	for i, g := range req.Groups {
-		if !allowed[i] {
+		if codes[i] != 0 {
+			// Kafka's error entry: no state, protocol or members.
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group = g
-			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			rg.ErrorCode = codes[i]
 			rg.Members = []kmsg.DescribeGroupsResponseGroupMember{}
 			resp.Groups = append(resp.Groups, rg)
 			continue

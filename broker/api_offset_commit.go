@@ -10,6 +10,13 @@ package broker
 // GROUP_AUTHORIZATION_FAILED and nothing is committed), then READ on each
 // topic (TOPIC_AUTHORIZATION_FAILED for its partitions, checked before the
 // topic's existence).
+//
+// The partitions left (authorized, existing) go to the group's coordinator,
+// the leader of its __consumer_offsets partition: on another broker each of
+// them gets NOT_COORDINATOR, on this one COORDINATOR_LOAD_IN_PROGRESS while
+// it loads that partition, and nothing is committed; the refused ones keep
+// their own code. A request with no partition left never reaches the
+// coordinator, as in Kafka. The empty group id is valid, as in Kafka.
 
 import (
 	"context"
@@ -60,18 +67,27 @@ func handleOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 			known = append(known, good)
 		}
 	}
+	if len(known) == 0 {
+		// Nothing left for the coordinator: Kafka answers without it.
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		resp.Topics = refused
+		return respond(resp)
+	}
+	if code := s.groupCoordinatorCode(req.Group); code != 0 {
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range known {
+			resp.Topics = append(resp.Topics, offsetCommitRefused(rt.Topic, rt.Partitions, code))
+		}
+		resp.Topics = append(resp.Topics, refused...)
+		return respond(resp)
+	}
 	if len(refused) == 0 {
 		return r.cc.later(func() *reply { return &reply{resp: s.groups.OffsetCommit(ctx, req)} })
 	}
 	sub := *req
 	sub.Topics = known
 	return r.cc.later(func() *reply {
-		var resp *kmsg.OffsetCommitResponse
-		if len(known) > 0 {
-			resp = s.groups.OffsetCommit(ctx, &sub)
-		} else {
-			resp = req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		}
+		resp := s.groups.OffsetCommit(ctx, &sub)
 		resp.Topics = append(resp.Topics, refused...)
 		return &reply{resp: resp}
 	})

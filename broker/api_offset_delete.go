@@ -7,6 +7,13 @@ package broker
 // (TOPIC_AUTHORIZATION_FAILED for its partitions, before its existence is
 // looked at); partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 // A group-level error from the coordinator is answered as it is.
+//
+// Only the group's coordinator, the leader of its __consumer_offsets
+// partition, answers: another broker answers NOT_COORDINATOR, this one
+// COORDINATOR_LOAD_IN_PROGRESS while it loads the partition, as the
+// request's error with no partitions (Kafka asks the coordinator even when
+// every topic was refused, so this holds then too). An empty group id is
+// INVALID_GROUP_ID first.
 
 import (
 	"context"
@@ -25,6 +32,14 @@ func handleOffsetDelete(s *Server, ctx context.Context, r *request) *reply {
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		resp.Topics = []kmsg.OffsetDeleteResponseTopic{}
 		return respond(resp)
+	}
+	if req.Group != "" { // the coordinator answers INVALID_GROUP_ID
+		if code := s.groupCoordinatorCode(req.Group); code != 0 {
+			resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+			resp.ErrorCode = code
+			resp.Topics = []kmsg.OffsetDeleteResponseTopic{}
+			return respond(resp)
+		}
 	}
 	canRead := s.batchAuthz(r, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic)
 	sub := *req

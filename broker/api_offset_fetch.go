@@ -9,6 +9,14 @@ package broker
 // principal may not describe; named ones get TOPIC_AUTHORIZATION_FAILED
 // (offset -1) after the authorized ones. A group-level error from the
 // coordinator is answered as it is.
+//
+// Each authorized group is then answered only by its coordinator, the
+// leader of its __consumer_offsets partition: another broker answers
+// NOT_COORDINATOR, this one COORDINATOR_LOAD_IN_PROGRESS while it loads the
+// partition, as Kafka's GroupCoordinator does. The error goes where
+// GROUP_AUTHORIZATION_FAILED goes: the group's entry (v8+), the request's
+// error (v2-v7), or every requested partition (v0-v1). The empty group id
+// is valid, as in Kafka.
 
 import (
 	"context"
@@ -22,27 +30,30 @@ func init() { register(9, 0, 9, handleOffsetFetch) }
 func handleOffsetFetch(s *Server, ctx context.Context, r *request) *reply {
 	ctx = r.groupCtx(ctx)
 	req := r.msg.(*kmsg.OffsetFetchRequest)
-	switch {
-	case s.authz == nil:
-		return respond(s.groups.OffsetFetch(ctx, req))
-	case req.Version >= 8:
+	if req.Version >= 8 {
 		return respond(s.offsetFetchGroups(ctx, r, req))
-	default:
-		return respond(s.offsetFetchGroup(ctx, r, req))
 	}
+	return respond(s.offsetFetchGroup(ctx, r, req))
 }
 
-// offsetFetchGroup is the authorized single-group OffsetFetch (v0-v7).
+// offsetFetchGroup is the single-group OffsetFetch (v0-v7).
 func (s *Server) offsetFetchGroup(ctx context.Context, r *request, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
-	if !s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, req.Group) {
+	code := kerr.GroupAuthorizationFailed.Code
+	if s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, req.Group) {
+		code = s.groupCoordinatorCode(req.Group)
+	}
+	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		resp.ErrorCode = code
 		if req.Version < 2 {
 			for _, t := range req.Topics {
-				resp.Topics = append(resp.Topics, offsetFetchRefused(t.Topic, t.Partitions, kerr.GroupAuthorizationFailed.Code))
+				resp.Topics = append(resp.Topics, offsetFetchRefused(t.Topic, t.Partitions, code))
 			}
 		}
 		return resp
+	}
+	if s.authz == nil {
+		return s.groups.OffsetFetch(ctx, req)
 	}
 	canDescribe := s.batchAuthz(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic)
 	sub := *req
@@ -79,12 +90,12 @@ func (s *Server) offsetFetchGroup(ctx context.Context, r *request, req *kmsg.Off
 	return resp
 }
 
-// offsetFetchGroups is the authorized batched OffsetFetch (v8+): the
-// authorized part goes to the coordinator in one call and the answer is
-// put back together in the request's order.
+// offsetFetchGroups is the batched OffsetFetch (v8+): the groups this
+// broker may answer for go to the coordinator in one call and the answer
+// is put back together in the request's order.
 func (s *Server) offsetFetchGroups(ctx context.Context, r *request, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	type plan struct {
-		denied  bool
+		code    int16 // GROUP_AUTHORIZATION_FAILED or not the coordinator
 		all     bool
 		refused []kmsg.OffsetFetchRequestGroupTopic
 		idx     int // in sub.Groups
@@ -96,7 +107,10 @@ func (s *Server) offsetFetchGroups(ctx context.Context, r *request, req *kmsg.Of
 	for i, g := range req.Groups {
 		p := &plans[i]
 		if !s.allow(r, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, g.Group) {
-			p.denied = true
+			p.code = kerr.GroupAuthorizationFailed.Code
+			continue
+		}
+		if p.code = s.groupCoordinatorCode(g.Group); p.code != 0 {
 			continue
 		}
 		sg := g
@@ -122,10 +136,10 @@ func (s *Server) offsetFetchGroups(ctx context.Context, r *request, req *kmsg.Of
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	for i, g := range req.Groups {
 		p := plans[i]
-		if p.denied {
+		if p.code != 0 {
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group = g.Group
-			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			rg.ErrorCode = p.code
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}

@@ -15,6 +15,16 @@ package broker
 // topic (TOPIC_AUTHORIZATION_FAILED) and UNKNOWN_TOPIC_OR_PARTITION for
 // partitions that do not exist; the others are committed.
 //
+// Those others go to the group's coordinator, the leader of its
+// __consumer_offsets partition, as in Kafka's GroupCoordinator: an empty
+// group id fails them with INVALID_GROUP_ID; on another broker they get
+// NOT_COORDINATOR, and on this one COORDINATOR_LOAD_IN_PROGRESS while it
+// loads the partition (COORDINATOR_NOT_AVAILABLE before v2, whose clients
+// did not know the error, as Kafka answers). This is checked before the
+// transaction is verified, as Kafka 3's coordinator does (Kafka 4 verifies
+// first, which a broker not leading the partition also fails with
+// NOT_COORDINATOR).
+//
 // Differences from Apache Kafka: v5 (transactions v2) is not advertised.
 
 import (
@@ -68,6 +78,22 @@ func handleTxnOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 		}
 		if len(good.Partitions) > 0 {
 			sub.Topics = append(sub.Topics, good)
+		}
+	}
+	if len(sub.Topics) > 0 {
+		code := kerr.InvalidGroupID.Code
+		if req.Group != "" {
+			code = s.groupCoordinatorCode(req.Group)
+		}
+		if code == kerr.CoordinatorLoadInProgress.Code && req.Version < 2 {
+			code = kerr.CoordinatorNotAvailable.Code
+		}
+		if code != 0 {
+			for _, t := range sub.Topics {
+				resp.Topics = append(resp.Topics, txnOffsetRefused(t, code))
+			}
+			resp.Topics = append(resp.Topics, refused...)
+			return respond(resp)
 		}
 	}
 	return r.cc.later(func() *reply {
