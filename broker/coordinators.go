@@ -57,17 +57,30 @@ func (s *Server) coordinatorsGained(t *topicState, p *partition) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.groups.Unload(p.index)
-			if err := s.offsets.loadPartition(p); err != nil {
-				s.log.Error("loading group state failed; groups of this partition are unavailable", "partition", p.index, "err", err)
-				return
+			backoff := 100 * time.Millisecond
+			for {
+				s.groups.Unload(p.index)
+				err := s.offsets.loadPartition(p)
+				s.gl.mu.Lock()
+				current := st.gen == gen
+				if err == nil && current {
+					st.loaded = true
+				}
+				s.gl.mu.Unlock()
+				if err == nil || !current || s.ctx.Err() != nil {
+					s.log.Debug("group coordinator loaded partition", "partition", p.index, "err", err)
+					return
+				}
+				// Groups of this partition answer COORDINATOR_LOAD_IN_PROGRESS
+				// meanwhile; a lost leadership ends the retries.
+				s.log.Error("loading group state failed; retrying", "partition", p.index, "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.ctx.Done():
+					return
+				}
+				backoff = min(2*backoff, 10*time.Second)
 			}
-			s.gl.mu.Lock()
-			if st.gen == gen {
-				st.loaded = true
-			}
-			s.gl.mu.Unlock()
-			s.log.Debug("group coordinator loaded partition", "partition", p.index)
 		}()
 	case txnStateTopicName:
 		epoch := p.epoch()
@@ -123,6 +136,11 @@ func (s *Server) groupCoordinatorCode(group string) int16 {
 	}
 	idx := s.groups.PartitionFor(group)
 	if int(idx) >= len(t.parts) || t.parts[idx] == nil || !t.parts[idx].isLeader(s.cfg.NodeID) {
+		if s.takingLeadership(t, idx) {
+			// Metadata says this broker leads it and the replica is still
+			// taking the role: the client waits instead of looking again.
+			return kerr.CoordinatorLoadInProgress.Code
+		}
 		return kerr.NotCoordinator.Code
 	}
 	s.gl.mu.Lock()
@@ -131,6 +149,21 @@ func (s *Server) groupCoordinatorCode(group string) int16 {
 		return kerr.CoordinatorLoadInProgress.Code
 	}
 	return 0
+}
+
+// takingLeadership reports whether committed metadata makes this broker
+// the leader of t's partition idx under an epoch its replica has not taken
+// yet (reconcile is on its way).
+func (s *Server) takingLeadership(t *topicState, idx int32) bool {
+	mt, ok := s.meta.Topic(t.name)
+	if !ok || int(idx) >= len(mt.Partitions) || mt.Partitions[idx].Leader != s.cfg.NodeID {
+		return false
+	}
+	if int(idx) >= len(t.parts) || t.parts[idx] == nil {
+		return true
+	}
+	st := t.parts[idx].state()
+	return st == nil || st.leaderEpoch < mt.Partitions[idx].LeaderEpoch
 }
 
 // coordinatorLeader is the leader of the internal topic's partition that
@@ -175,4 +208,16 @@ func awaitCommitted(ctx context.Context, p *partition, end int64) error {
 		return awaitHW(ctx, p, end)
 	}
 	return p.log.WaitDurable(ctx, end)
+}
+
+// offsetsTopicAppeared drops groups the coordinator made for partitions
+// another broker leads: before __consumer_offsets exists every broker
+// answers for itself, and the one that created the topic keeps only what
+// it leads.
+func (s *Server) offsetsTopicAppeared(t *topicState, mt []int32) {
+	for idx, leader := range mt {
+		if leader != s.cfg.NodeID {
+			s.groups.Unload(int32(idx))
+		}
+	}
 }

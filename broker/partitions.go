@@ -205,6 +205,17 @@ func (ps *partitions) reconcile() error {
 		for _, p := range moved {
 			ps.stopReplica(t, p)
 		}
+		if old == nil && mt.Name == offsetsTopicName && s.groups != nil {
+			leaders := make([]int32, len(mt.Partitions))
+			for i, mp := range mt.Partitions {
+				leaders[i] = mp.Leader
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.offsetsTopicAppeared(t, leaders)
+			}()
+		}
 	}
 	var gone []*topicState
 	ps.mu.Lock()
