@@ -1,9 +1,14 @@
 package broker
 
-// AddPartitionsToTxn v0-v4: adds partitions to the producer's transaction
-// (v4 batches several transactions and may only verify membership, for
-// brokers; KIP-890). Authorization as Kafka: v4 needs CLUSTER_ACTION
-// (CLUSTER_AUTHORIZATION_FAILED); then per transaction WRITE on the
+// AddPartitionsToTxn v0-v4: adds partitions to the producer's transaction.
+// v4 is the brokers' version (KIP-890): it batches several transactions
+// and, with VerifyOnly, only checks that each partition is in the ongoing
+// transaction, without adding it; a partition leader on another broker
+// asks this way before it accepts a transactional batch (txn_cluster.go).
+// A transactional id this broker does not coordinate gets NOT_COORDINATOR.
+// Authorization as Kafka: v4 needs CLUSTER_ACTION
+// (CLUSTER_AUTHORIZATION_FAILED; with an authorizer the brokers' principal
+// must be a super user); then per transaction WRITE on the
 // transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for all its
 // partitions) and WRITE on each topic (TOPIC_AUTHORIZATION_FAILED).
 // Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION; when any

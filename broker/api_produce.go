@@ -168,7 +168,7 @@ func (s *Server) verifyProduceTxn(ctx context.Context, req *kmsg.ProduceRequest,
 	}
 	out := map[txn.TopicPartition]int16{}
 	for k, tps := range byProducer {
-		maps.Copy(out, s.verifyTxn(ctx, *req.TransactionID, k.pid, k.epoch, tps))
+		maps.Copy(out, s.verifyTxnCluster(ctx, *req.TransactionID, k.pid, k.epoch, tps))
 	}
 	return out
 }

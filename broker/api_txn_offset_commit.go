@@ -100,7 +100,7 @@ func handleTxnOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 		out := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		if len(sub.Topics) > 0 {
 			tp := txn.TopicPartition{Topic: offsetsTopicName, Partition: s.groups.PartitionFor(req.Group)}
-			codes := s.verifyTxn(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp})
+			codes := s.verifyTxnCluster(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp})
 			if code := codes[tp]; code != 0 {
 				for _, t := range sub.Topics {
 					out.Topics = append(out.Topics, txnOffsetRefused(t, code))

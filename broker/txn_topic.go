@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -16,16 +15,19 @@ const txnStateTopicName = "__transaction_state"
 
 // txnTopic stores the transaction coordinator's records in the internal
 // __transaction_state topic (Kafka's TransactionLog schema, so Kafka's
-// tools read it) and writes the coordinator's transaction markers. On this
-// single node every partition leader is local, so markers are appended to
-// the partition logs directly instead of being sent as WriteTxnMarkers.
-// The topic is created, and its partitions handed to the coordinator, on
+// tools read it) and writes the coordinator's transaction markers to the
+// partitions' leaders (txn_cluster.go: directly for the partitions this
+// broker leads, WriteTxnMarkers to the others). The topic is created on
 // first use (FindCoordinator or InitProducerId for a transactional id), as
-// Kafka does; at startup an existing topic is loaded.
+// Kafka does; its partitions are loaded into the coordinator by the
+// brokers that lead them (coordinators.go).
 type txnTopic struct {
 	s      *Server
 	mu     sync.Mutex // serializes creation and loading
 	loaded atomic.Bool
+
+	peersOnce sync.Once
+	peers     *peerConns // connections to other brokers, for markers and verification
 }
 
 var (
@@ -114,22 +116,37 @@ func (t *txnTopic) Replay(ctx context.Context, p int32, fn func(key, value []byt
 	})
 }
 
-// WriteMarkers appends the transaction's marker to each partition with the
-// partition's leader epoch and waits until it is durable. A partition that
-// no longer exists counts as done. For __consumer_offsets partitions the
-// group coordinator then commits or drops the transaction's pending
-// offsets. Writing a marker twice is harmless: the second ends nothing.
-func (t *txnTopic) WriteMarkers(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, partitions []txn.TopicPartition) error {
-	for _, tp := range partitions {
-		if err := t.s.writeMarker(ctx, producerID, epoch, commit, coordinatorEpoch, tp.Topic, tp.Partition); err != nil && !errors.Is(err, errUnknownTopic) {
-			return err
-		}
-	}
-	return nil
+// markExists records that the topic exists (another broker created it),
+// so ensure has nothing left to do.
+func (t *txnTopic) markExists() { t.loaded.Store(true) }
+
+// peerConns returns the connections to other brokers, made on first use
+// and closed when the broker stops.
+func (t *txnTopic) peerConns() *peerConns {
+	t.peersOnce.Do(func() {
+		t.peers = newPeerConns(t.s.dialBroker)
+		context.AfterFunc(t.s.ctx, t.peers.close)
+	})
+	return t.peers
 }
 
-// writeMarker appends one transaction marker (errUnknownTopic if the
-// partition does not exist here).
+// WriteMarkers writes the transaction's marker to each partition through
+// its current leader and returns once every partition has it, committed
+// (a partition that no longer exists counts as done), or ctx ended: the
+// coordinator ends it when it unloads the transaction's partition. For
+// __consumer_offsets partitions the group coordinator then commits or
+// drops the transaction's pending offsets. Writing a marker twice is
+// harmless: the second ends nothing.
+func (t *txnTopic) WriteMarkers(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, partitions []txn.TopicPartition) error {
+	m := txnMarker{producerID: producerID, epoch: epoch, commit: commit, coordinatorEpoch: coordinatorEpoch}
+	routes := serverMarkerRoutes{s: t.s, peers: t.peerConns()}
+	return writeMarkersRouted(ctx, routes, t.s.cfg.NodeID, m, partitions, defaultMarkerRetry, t.s.log.With("component", "txn-markers"))
+}
+
+// writeMarker appends one transaction marker to a partition this broker
+// leads and waits until it is committed: errUnknownTopic if the partition
+// does not exist here, NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE when
+// this broker does not lead it.
 func (s *Server) writeMarker(ctx context.Context, producerID int64, epoch int16, commit bool, coordinatorEpoch int32, topic string, partition int32) error {
 	_, p, err := s.parts.leader(topic, partition)
 	if err != nil {
