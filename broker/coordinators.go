@@ -126,13 +126,22 @@ func (s *Server) coordinatorsLost(t *topicState, p *partition) {
 }
 
 // groupCoordinatorCode says whether this broker coordinates group: 0,
-// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS. Before
-// __consumer_offsets exists every broker answers for itself (the topic is
-// created on first use).
+// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS (COORDINATOR_NOT_AVAILABLE
+// when __consumer_offsets cannot be created).
 func (s *Server) groupCoordinatorCode(group string) int16 {
 	t, ok := s.parts.topic(offsetsTopicName)
 	if !ok {
-		return 0
+		// Kafka creates the topic at the first FindCoordinator; a client
+		// that skipped it (or a broker whose view is behind) creates or
+		// finds it here, so no broker answers for a group it does not
+		// coordinate.
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		err := s.offsets.ensure(ctx)
+		cancel()
+		if t, ok = s.parts.topic(offsetsTopicName); err != nil || !ok {
+			s.log.Warn("cannot create "+offsetsTopicName, "err", err)
+			return kerr.CoordinatorNotAvailable.Code
+		}
 	}
 	idx := s.groups.PartitionFor(group)
 	if int(idx) >= len(t.parts) || t.parts[idx] == nil || !t.parts[idx].isLeader(s.cfg.NodeID) {
