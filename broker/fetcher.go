@@ -133,6 +133,14 @@ func (f *fetcher) drop(p *partition) {
 	f.mu.Unlock()
 }
 
+// owns reports whether p is still replicated by f under epoch.
+func (f *fetcher) owns(p *partition, epoch int32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fp, ok := f.parts[p]
+	return ok && fp.epoch == epoch
+}
+
 func (f *fetcher) poke() {
 	select {
 	case f.wake <- struct{}{}:
@@ -181,9 +189,9 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 		}
 		if len(ready) == 0 {
-			wait := backoff
-			if len(parts) == 0 {
-				wait = time.Minute
+			wait := time.Minute
+			for _, fp := range parts {
+				wait = min(wait, time.Until(fp.retryAfter))
 			}
 			select {
 			case <-ctx.Done():
@@ -270,7 +278,9 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 	index := map[key]fetchPart{}
 	for _, fp := range parts {
 		if now := time.Now(); now.Sub(fp.remoteChecked) >= remoteCheckEvery {
+			fp.p.fmu.Lock()
 			s.resetToRemoteEnd(fp.t, fp.p)
+			fp.p.fmu.Unlock()
 			f.update(fp.p, fp.epoch, func(x *fetchPart) { x.remoteChecked = now })
 		}
 		id := [16]byte(fp.t.id)
@@ -311,7 +321,7 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 			}
 			switch err := kerr.ErrorForCode(rp.ErrorCode); {
 			case err == nil:
-				if s.applyFetched(fp, rp, log) {
+				if f.applyFetched(fp, rp, log) {
 					appended = append(appended, fp.p)
 				}
 			case errors.Is(err, kerr.OffsetMovedToTieredStorage), errors.Is(err, kerr.OffsetOutOfRange):
@@ -340,11 +350,19 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 
 // applyFetched appends one partition's fetched batches and takes the
 // leader's high watermark and log start. It reports whether it appended.
-func (s *Server) applyFetched(fp fetchPart, rp kmsg.FetchResponseTopicPartition, log interface {
+func (f *fetcher) applyFetched(fp fetchPart, rp kmsg.FetchResponseTopicPartition, log interface {
 	Warn(string, ...any)
 	Debug(string, ...any)
 }) bool {
 	p := fp.p
+	// A leader change may have handed p to another fetcher (which
+	// truncates first) while this fetch was out: its answer is from the
+	// old leader and must not be appended.
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	if !f.owns(p, fp.epoch) {
+		return false
+	}
 	data := wholeBatches(rp.RecordBatches)
 	appended := false
 	if len(data) > 0 {
@@ -434,7 +452,7 @@ func (f *fetcher) truncate(ctx context.Context, c *brokerConn, parts []fetchPart
 				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(min(backoff, epochRetry)) })
 				continue
 			}
-			if err := s.truncateDivergent(fp, rp.LeaderEpoch, rp.EndOffset); err != nil {
+			if err := f.truncateDivergent(fp, rp.LeaderEpoch, rp.EndOffset); err != nil {
 				s.log.Error("cannot truncate follower log", "topic", fp.t.name, "partition", fp.p.index, "err", err)
 				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.retryAfter = time.Now().Add(backoff) })
 				continue
@@ -449,7 +467,13 @@ func (f *fetcher) truncate(ctx context.Context, c *brokerConn, parts []fetchPart
 // epoch: the leader's epoch leaderEpoch (<= ours) ends at endOffset, so
 // everything this log has past min(endOffset, where that epoch ends here)
 // never was the leader's and goes.
-func (s *Server) truncateDivergent(fp fetchPart, leaderEpoch int32, endOffset int64) error {
+func (f *fetcher) truncateDivergent(fp fetchPart, leaderEpoch int32, endOffset int64) error {
+	s := f.s
+	fp.p.fmu.Lock()
+	defer fp.p.fmu.Unlock()
+	if !f.owns(fp.p, fp.epoch) {
+		return nil
+	}
 	l := fp.p.log
 	if leaderEpoch < 0 || endOffset < 0 {
 		// The leader knows no epoch this old: keep what is committed.

@@ -394,6 +394,7 @@ func awaitHW(ctx context.Context, p *partition, end int64) error {
 // partitions.go reads as the replica manager).
 type partitionFields struct {
 	amu  sync.Mutex // serializes applyState (reconcile and the ISR loop)
+	fmu  sync.Mutex // serializes a follower's appends and truncations with the check that its fetcher still owns it
 	st   atomic.Pointer[partState]
 	rmu  sync.Mutex
 	lead *leaderSide // nil unless leading
