@@ -138,6 +138,8 @@ func TestClusterAdminAPIVersions(t *testing.T) {
 		kmsg.NewPtrAlterPartitionAssignmentsRequest(),
 		kmsg.NewPtrListPartitionReassignmentsRequest(),
 		kmsg.NewPtrDescribeQuorumRequest(),
+		kmsg.NewPtrAddRaftVoterRequest(),
+		kmsg.NewPtrRemoveRaftVoterRequest(),
 	} {
 		if v, ok := got[want.Key()]; !ok || v != [2]int16{0, want.MaxVersion()} {
 			t.Errorf("%s: advertised %v (listed %v), want 0-%d", kmsg.NameForKey(want.Key()), v, ok, want.MaxVersion())

@@ -129,6 +129,12 @@ func tallyErrors(resp kmsg.Response, t *errorTally) bool {
 		}
 	case *kmsg.ListTransactionsResponse:
 		t.add(r.ErrorCode)
+	case *kmsg.DescribeProducersResponse:
+		for i := range r.Topics {
+			for j := range r.Topics[i].Partitions {
+				t.add(r.Topics[i].Partitions[j].ErrorCode)
+			}
+		}
 	case *kmsg.OffsetFetchResponse:
 		// v0-v7 answer one group at the top level, v8+ in Groups.
 		t.add(r.ErrorCode)
@@ -282,6 +288,10 @@ func tallyErrors(resp kmsg.Response, t *errorTally) bool {
 				t.add(r.Topics[i].Partitions[j].ErrorCode)
 			}
 		}
+	case *kmsg.AddRaftVoterResponse:
+		t.add(r.ErrorCode)
+	case *kmsg.RemoveRaftVoterResponse:
+		t.add(r.ErrorCode)
 	default:
 		return false
 	}

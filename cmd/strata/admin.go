@@ -190,7 +190,7 @@ func adminMain(group string, args []string, stdout, stderr io.Writer) int {
 	adm := kadm.NewClient(cl)
 	defer adm.Close()
 
-	res, err := run(ctx, adm, fs.Args())
+	res, err := run(withKgoClient(ctx, cl), adm, fs.Args())
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(cc.explain(err)))
 		if _, ok := errors.AsType[usageError](err); ok {
@@ -298,7 +298,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func adminUsage(w io.Writer) {
 	fmt.Fprint(w, `  strata topics list|describe|create|delete|alter
   strata groups list|describe|reset-offsets|delete
-  strata cluster describe
+  strata cluster describe|quorum|add-voter|remove-voter
   strata tiering status TOPIC
   strata users list|set|delete
   strata acls list|create|delete

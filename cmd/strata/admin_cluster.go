@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-broker/strata/broker"
 )
 
 var clusterCommands = map[string]adminCommand{
@@ -17,6 +23,43 @@ var clusterCommands = map[string]adminCommand{
 		setup: func(*pflag.FlagSet) adminRun {
 			return func(ctx context.Context, a *kadm.Client, _ []string) (adminResult, error) {
 				return clusterDescribe(ctx, a)
+			}
+		},
+	},
+	"quorum": {
+		help: "the metadata quorum: leader, epoch, high watermark, voters and observers with their lag",
+		setup: func(*pflag.FlagSet) adminRun {
+			return func(ctx context.Context, a *kadm.Client, _ []string) (adminResult, error) {
+				return clusterQuorum(ctx, a)
+			}
+		},
+	},
+	"add-voter": {
+		args: []string{"ID", "HOST:PORT"},
+		help: "make a node that follows the metadata quorum (process-roles=broker) a voter; HOST:PORT is its controller-listen address",
+		setup: func(*pflag.FlagSet) adminRun {
+			return func(ctx context.Context, a *kadm.Client, args []string) (adminResult, error) {
+				id, err := parseNodeID(args[0])
+				if err != nil {
+					return nil, err
+				}
+				if err := checkRaftAddr(args[1]); err != nil {
+					return nil, err
+				}
+				return addVoter(ctx, a, id, args[1])
+			}
+		},
+	},
+	"remove-voter": {
+		args: []string{"ID"},
+		help: "take a voter out of the metadata quorum",
+		setup: func(*pflag.FlagSet) adminRun {
+			return func(ctx context.Context, a *kadm.Client, args []string) (adminResult, error) {
+				id, err := parseNodeID(args[0])
+				if err != nil {
+					return nil, err
+				}
+				return removeVoter(ctx, a, id)
 			}
 		},
 	},
@@ -74,6 +117,170 @@ func clusterDescribe(ctx context.Context, a *kadm.Client) (clusterResult, error)
 		res.Brokers = append(res.Brokers, bi)
 	}
 	return res, nil
+}
+
+// quorumReplica is one member of the metadata quorum. Lag is how far its
+// log end is behind the leader's (-1: unknown, it did not answer).
+type quorumReplica struct {
+	ID           int32    `json:"id"`
+	Role         string   `json:"role"` // leader, follower or observer
+	LogEndOffset int64    `json:"log_end_offset"`
+	Lag          int64    `json:"lag"`
+	LastFetch    int64    `json:"last_fetch_timestamp_ms"`     // Unix ms, -1 if unknown
+	LastCaughtUp int64    `json:"last_caught_up_timestamp_ms"` // Unix ms, -1 if unknown
+	Endpoints    []string `json:"endpoints,omitempty"`
+}
+
+type quorumResult struct {
+	LeaderID      int32           `json:"leader_id"`
+	LeaderEpoch   int32           `json:"leader_epoch"`
+	HighWatermark int64           `json:"high_watermark"`
+	Voters        []quorumReplica `json:"voters"`
+	Observers     []quorumReplica `json:"observers"`
+	now           time.Time       // for "ago" in the table
+}
+
+func (r quorumResult) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "Leader: %d  Epoch: %d  High watermark: %d\n\n", r.LeaderID, r.LeaderEpoch, r.HighWatermark)
+	ago := func(ms int64) string {
+		if ms < 0 {
+			return "-"
+		}
+		return r.now.Sub(time.UnixMilli(ms)).Round(time.Millisecond).String() + " ago"
+	}
+	rows := make([][]string, 0, len(r.Voters)+len(r.Observers))
+	for _, m := range append(append([]quorumReplica{}, r.Voters...), r.Observers...) {
+		lag := "-"
+		if m.Lag >= 0 {
+			lag = itoa(m.Lag)
+		}
+		endpoints := "-"
+		if len(m.Endpoints) > 0 {
+			endpoints = strings.Join(m.Endpoints, ",")
+		}
+		rows = append(rows, []string{itoa(m.ID), m.Role, offsetString(m.LogEndOffset), lag, ago(m.LastFetch), ago(m.LastCaughtUp), endpoints})
+	}
+	table(w, []string{"NODE", "ROLE", "LOG-END", "LAG", "LAST-FETCH", "LAST-CAUGHT-UP", "ENDPOINTS"}, rows)
+}
+
+func clusterQuorum(ctx context.Context, a *kadm.Client) (quorumResult, error) {
+	cl, err := kgoClient(ctx)
+	if err != nil {
+		return quorumResult{}, err
+	}
+	q, err := broker.AdminDescribeQuorum(ctx, cl)
+	if err != nil {
+		return quorumResult{}, brokerErr("describe quorum", err)
+	}
+	return quorumResultOf(q, time.Now()), nil
+}
+
+func quorumResultOf(q broker.QuorumDescription, now time.Time) quorumResult {
+	leaderEnd := int64(-1)
+	for _, v := range q.Voters {
+		if v.ID == q.LeaderID {
+			leaderEnd = v.LogEndOffset
+		}
+	}
+	conv := func(in []broker.QuorumReplica, voters bool) []quorumReplica {
+		out := make([]quorumReplica, 0, len(in))
+		for _, m := range in {
+			role := "observer"
+			switch {
+			case voters && m.ID == q.LeaderID:
+				role = "leader"
+			case voters:
+				role = "follower"
+			}
+			lag := int64(-1)
+			if m.LogEndOffset >= 0 && leaderEnd >= 0 {
+				lag = max(leaderEnd-m.LogEndOffset, 0)
+			}
+			out = append(out, quorumReplica{ID: m.ID, Role: role, LogEndOffset: m.LogEndOffset, Lag: lag,
+				LastFetch: m.LastFetchTimestamp, LastCaughtUp: m.LastCaughtUpTimestamp, Endpoints: m.Endpoints})
+		}
+		return out
+	}
+	return quorumResult{LeaderID: q.LeaderID, LeaderEpoch: q.LeaderEpoch, HighWatermark: q.HighWatermark,
+		Voters: conv(q.Voters, true), Observers: conv(q.Observers, false), now: now}
+}
+
+// voterChange is the result of add-voter and remove-voter.
+type voterChange struct {
+	Action string `json:"action"` // added, removed
+	ID     int32  `json:"id"`
+	Addr   string `json:"addr,omitempty"`
+}
+
+func (r voterChange) writeTable(w io.Writer) {
+	if r.Addr != "" {
+		fmt.Fprintf(w, "%s voter %d at %s\n", r.Action, r.ID, r.Addr)
+		return
+	}
+	fmt.Fprintf(w, "%s voter %d\n", r.Action, r.ID)
+}
+
+func addVoter(ctx context.Context, a *kadm.Client, id int32, addr string) (voterChange, error) {
+	cl, err := kgoClient(ctx)
+	if err != nil {
+		return voterChange{}, err
+	}
+	// The broker waits for the commit as long as this command may.
+	var wait time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	}
+	if err := broker.AdminAddRaftVoter(ctx, cl, id, addr, wait); err != nil {
+		return voterChange{}, brokerErr(fmt.Sprintf("add voter %d at %s", id, addr), err)
+	}
+	return voterChange{Action: "added", ID: id, Addr: addr}, nil
+}
+
+func removeVoter(ctx context.Context, a *kadm.Client, id int32) (voterChange, error) {
+	cl, err := kgoClient(ctx)
+	if err != nil {
+		return voterChange{}, err
+	}
+	if err := broker.AdminRemoveRaftVoter(ctx, cl, id); err != nil {
+		return voterChange{}, brokerErr(fmt.Sprintf("remove voter %d", id), err)
+	}
+	return voterChange{Action: "removed", ID: id}, nil
+}
+
+func parseNodeID(s string) (int32, error) {
+	id, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || id < 0 {
+		return 0, usagef("node id %q: want an integer >= 0", s)
+	}
+	return int32(id), nil
+}
+
+func checkRaftAddr(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return usagef("%q: want HOST:PORT (the node's controller-listen address)", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); host == "" || err != nil || p == 0 {
+		return usagef("%q: want HOST:PORT with a port in 1..65535", s)
+	}
+	return nil
+}
+
+type kgoClientKey struct{}
+
+// withKgoClient hands commands the Kafka client under their kadm client:
+// the quorum requests have no kadm call (v1.20).
+func withKgoClient(ctx context.Context, cl *kgo.Client) context.Context {
+	return context.WithValue(ctx, kgoClientKey{}, cl)
+}
+
+// kgoClient is the client withKgoClient attached to ctx.
+func kgoClient(ctx context.Context) (*kgo.Client, error) {
+	cl, ok := ctx.Value(kgoClientKey{}).(*kgo.Client)
+	if !ok || cl == nil {
+		return nil, errors.New("no Kafka client in the command's context")
+	}
+	return cl, nil
 }
 
 // Read-only entries the broker adds to a topic's DescribeConfigs answer.

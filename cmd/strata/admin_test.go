@@ -2,10 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-broker/strata/broker"
 )
 
 func TestByteSize(t *testing.T) {
@@ -251,6 +259,13 @@ func TestAdminExitCodes(t *testing.T) {
 		{args: []string{"groups", "reset-offsets", "g", "--topic", "t", "--bootstrap", down}, code: exitUsage, stderrLine: "exactly one of"},
 		{args: []string{"topics", "list", "--bootstrap", down, "--timeout", "3s"}, code: exitFailed, stderrLine: "strata topics list: metadata: "},
 		{args: []string{"cluster", "describe", "--timeout", "3s"}, code: exitFailed, stderrLine: "strata cluster describe: metadata: "},
+		{args: []string{"cluster", "add-voter", "x", "127.0.0.1:9093"}, code: exitUsage, stderrLine: `node id "x": want an integer >= 0`},
+		{args: []string{"cluster", "add-voter", "-1", "127.0.0.1:9093"}, code: exitUsage, stderrLine: "unknown shorthand flag"},
+		{args: []string{"cluster", "add-voter", "3", "127.0.0.1"}, code: exitUsage, stderrLine: `"127.0.0.1": want HOST:PORT`},
+		{args: []string{"cluster", "add-voter", "3", "127.0.0.1:0"}, code: exitUsage, stderrLine: "port in 1..65535"},
+		{args: []string{"cluster", "add-voter", "3"}, code: exitUsage, stderrLine: "want 2 argument(s) (ID HOST:PORT), got 1"},
+		{args: []string{"cluster", "remove-voter"}, code: exitUsage, stderrLine: "want 1 argument(s) (ID), got 0"},
+		{args: []string{"cluster", "quorum", "--timeout", "3s"}, code: exitFailed, stderrLine: "strata cluster quorum: describe quorum: "},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			if tc.args[0] == "cluster" {
@@ -277,6 +292,126 @@ func TestUsageListsAdminCommands(t *testing.T) {
 	for _, g := range adminGroups {
 		if !strings.Contains(buf.String(), "strata "+g+" ") {
 			t.Errorf("usage does not mention %q:\n%s", g, buf.String())
+		}
+	}
+}
+
+func TestQuorumTable(t *testing.T) {
+	now := time.UnixMilli(1_700_000_010_000)
+	r := quorumResultOf(broker.QuorumDescription{
+		LeaderID: 2, LeaderEpoch: 7, HighWatermark: 120,
+		Voters: []broker.QuorumReplica{
+			{ID: 1, LogEndOffset: 118, LastFetchTimestamp: 1_700_000_009_750, LastCaughtUpTimestamp: 1_700_000_009_000, Endpoints: []string{"PLAINTEXT://h1:9092"}},
+			{ID: 2, LogEndOffset: 121, LastFetchTimestamp: 1_700_000_010_000, LastCaughtUpTimestamp: 1_700_000_010_000},
+		},
+		Observers: []broker.QuorumReplica{{ID: 4, LogEndOffset: -1, LastFetchTimestamp: -1, LastCaughtUpTimestamp: -1}},
+	}, now)
+	checkRender(t, r, []string{
+		"Leader: 2  Epoch: 7  High watermark: 120\n",
+		"NODE  ROLE      LOG-END  LAG  LAST-FETCH  LAST-CAUGHT-UP  ENDPOINTS\n",
+		"1     follower  118      3    250ms ago   1s ago          PLAINTEXT://h1:9092\n",
+		"2     leader    121      0    0s ago      0s ago          -\n",
+		"4     observer  -        -    -           -               -\n",
+	}, `{"leader_id":2,"leader_epoch":7,"high_watermark":120,"voters":[`+
+		`{"id":1,"role":"follower","log_end_offset":118,"lag":3,"last_fetch_timestamp_ms":1700000009750,"last_caught_up_timestamp_ms":1700000009000,"endpoints":["PLAINTEXT://h1:9092"]},`+
+		`{"id":2,"role":"leader","log_end_offset":121,"lag":0,"last_fetch_timestamp_ms":1700000010000,"last_caught_up_timestamp_ms":1700000010000}],`+
+		`"observers":[{"id":4,"role":"observer","log_end_offset":-1,"lag":-1,"last_fetch_timestamp_ms":-1,"last_caught_up_timestamp_ms":-1}]}`)
+	checkRender(t, voterChange{Action: "added", ID: 3, Addr: "h3:9093"}, []string{"added voter 3 at h3:9093\n"}, `{"action":"added","id":3,"addr":"h3:9093"}`)
+	checkRender(t, voterChange{Action: "removed", ID: 3}, []string{"removed voter 3\n"}, `{"action":"removed","id":3}`)
+}
+
+// TestKgoClientInContext: the quorum commands reach the command's Kafka
+// client through the context.
+func TestKgoClientInContext(t *testing.T) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(closedAddr(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got, err := kgoClient(withKgoClient(context.Background(), cl))
+	if err != nil || got != cl {
+		t.Fatalf("kgoClient = %p, %v; want %p", got, err, cl)
+	}
+	if _, err := kgoClient(context.Background()); err == nil {
+		t.Fatal("kgoClient without a client: no error")
+	}
+}
+
+// startBroker runs a single-node broker in this process (a one-voter
+// metadata quorum without a Raft port) and returns its address.
+func startBroker(t *testing.T) (string, int32) {
+	t.Helper()
+	cfg := broker.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminListen = ""
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return srv.Addr().String(), cfg.NodeID
+}
+
+// TestClusterQuorumCommands runs the quorum commands against a broker:
+// a single node is a one-voter quorum that it leads, and the broker's
+// refusals reach the operator with Kafka's error name and its reason.
+func TestClusterQuorumCommands(t *testing.T) {
+	t.Setenv(envBootstrap, "")
+	addr, self := startBroker(t)
+	runCLI := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append(args, "--bootstrap", addr, "--timeout", "20s"), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+
+	code, out, errOut := runCLI("cluster", "quorum", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("cluster quorum: exit %d\n%s", code, errOut)
+	}
+	var q quorumResult
+	if err := json.Unmarshal([]byte(out), &q); err != nil {
+		t.Fatalf("json output does not parse: %v\n%s", err, out)
+	}
+	if q.LeaderID != self || q.LeaderEpoch < 1 || q.HighWatermark < 1 || len(q.Voters) != 1 || len(q.Observers) != 0 {
+		t.Fatalf("quorum %+v, want this node (%d) leading alone", q, self)
+	}
+	if v := q.Voters[0]; v.ID != self || v.Role != "leader" || v.Lag != 0 || v.LogEndOffset < q.HighWatermark || len(v.Endpoints) != 1 ||
+		!strings.HasSuffix(v.Endpoints[0], "://"+addr) {
+		t.Errorf("voter %+v, want the leader at %s without lag", v, addr)
+	}
+
+	code, out, errOut = runCLI("cluster", "quorum")
+	if code != exitOK || !strings.Contains(out, "Leader: "+itoa(self)+"  Epoch: ") || !strings.Contains(out, "leader") {
+		t.Errorf("cluster quorum table: exit %d\n%s%s", code, out, errOut)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"cluster", "add-voter", "5", "127.0.0.1:1"}, []string{"add voter 5 at 127.0.0.1:1: REQUEST_TIMED_OUT", "does not follow the metadata quorum"}},
+		{[]string{"cluster", "add-voter", itoa(self), "127.0.0.1:1"}, []string{"DUPLICATE_VOTER"}},
+		{[]string{"cluster", "remove-voter", itoa(self)}, []string{"remove voter " + itoa(self) + ": INVALID_REQUEST", "only voter"}},
+		{[]string{"cluster", "remove-voter", "5"}, []string{"VOTER_NOT_FOUND"}},
+	} {
+		code, out, errOut := runCLI(tc.args...)
+		if code != exitFailed || out != "" {
+			t.Errorf("%v: exit %d, stdout %q; want exit %d", tc.args, code, out, exitFailed)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tc.args, w, errOut)
+			}
 		}
 	}
 }
