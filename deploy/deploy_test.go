@@ -50,6 +50,8 @@ var exported = map[string]string{
 	"strata_cluster_under_replicated_partitions":           gauge,
 	"strata_cluster_offline_partitions":                    gauge,
 	"strata_cluster_active_controller":                     gauge,
+	"strata_broker_isr_shrinks_total":                      counter,
+	"strata_broker_isr_expands_total":                      counter,
 	"strata_group_lag":                                     gauge,
 	"strata_tiering_upload_bytes_total":                    counter,
 	"strata_tiering_download_bytes_total":                  counter,
