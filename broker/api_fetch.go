@@ -374,7 +374,7 @@ func (s *Server) collectFetch(req *kmsg.FetchRequest, sess *fetchSession, target
 				case errors.Is(rerr, storage.ErrOffsetTiered) && replica >= 0:
 					err = kerr.OffsetMovedToTieredStorage // followers never copy tiered data
 				case errors.Is(rerr, storage.ErrOffsetTiered) && s.tier != nil:
-					res.remote = &remoteRead{topicID: ts.id, partition: p.index, offset: t.fetchOffset, maxBytes: int32(max(limit, 0)), minOne: minOne}
+					res.remote = &remoteRead{topicID: ts.id, partition: p.index, offset: t.fetchOffset, maxBytes: int32(max(limit, 0)), minOne: minOne, readCommitted: readCommitted}
 					minOne = false
 				default:
 					err = rerr

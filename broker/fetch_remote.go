@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-broker/strata/storage"
 	"github.com/strata-broker/strata/tiering"
@@ -20,6 +21,11 @@ type remoteRead struct {
 	offset    int64
 	maxBytes  int32
 	minOne    bool
+	// readCommitted: the response must list the aborted transactions of
+	// what it returns, from the remote segments' transaction indexes.
+	// collectFetch filled the partition's AbortedTransactions from the
+	// local segments only (the local log knows nothing below its start).
+	readCommitted bool
 }
 
 type remoteRecords struct{ rr *tiering.ReadResult }
@@ -34,6 +40,36 @@ func (r *remoteRecords) release()                    { r.rr.Release() }
 // takes longer finishes into the cache, so the client's next fetch finds
 // it there.
 const remoteFetchZeroWait = 100 * time.Millisecond
+
+// addRemoteAborted puts the aborted transactions overlapping [rr.offset,
+// end) from the remote tier's transaction indexes before the local ones
+// collectFetch listed, as Kafka's RemoteLogManager continues from the
+// remote segments into the local ones. When the remote search is complete
+// the local list is not needed (it is a superset for a wider range);
+// otherwise both are sent, without duplicates (an abort in a segment that
+// is both remote and still local would be listed twice).
+func (s *Server) addRemoteAborted(ctx context.Context, fp *kmsg.FetchResponseTopicPartition, rr *remoteRead, end int64) error {
+	remote, complete, err := s.tier.AbortedTransactions(ctx, rr.topicID, rr.partition, rr.offset, end)
+	if err != nil {
+		return err
+	}
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(remote)+len(fp.AbortedTransactions))
+	type key struct{ pid, first int64 }
+	seen := make(map[key]bool, len(remote))
+	for _, a := range remote {
+		seen[key{a.ProducerID, a.FirstOffset}] = true
+		out = append(out, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+	}
+	if !complete {
+		for _, a := range fp.AbortedTransactions {
+			if !seen[key{a.ProducerID, a.FirstOffset}] {
+				out = append(out, a)
+			}
+		}
+	}
+	fp.AbortedTransactions = out
+	return nil
+}
 
 func hasRemote(results []fetchResult) bool {
 	for i := range results {
@@ -67,6 +103,14 @@ func (s *Server) fetchRemote(ctx context.Context, results []fetchResult, maxWait
 		go func() {
 			defer wg.Done()
 			out, err := s.tier.Read(ctx, rr.topicID, rr.partition, rr.offset, rr.maxBytes, rr.minOne)
+			if err == nil && rr.readCommitted && out.Len > 0 {
+				// Without its aborted transactions the data would show
+				// aborted records to a read_committed consumer: none, or
+				// both.
+				if err = s.addRemoteAborted(ctx, &res.part, rr, out.End); err != nil {
+					out.Release()
+				}
+			}
 			switch {
 			case err == nil:
 				res.src = &remoteRecords{out}

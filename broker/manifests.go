@@ -23,7 +23,8 @@ func (m manifestStore) Manifest(topicID uuid.UUID, partition int32) tiering.Mani
 	out := tiering.Manifest{LogStartOffset: rm.LogStartOffset, Segments: make([]tiering.RemoteSegment, 0, len(rm.Segments))}
 	for _, s := range rm.Segments {
 		seg := tiering.RemoteSegment{ID: s.ID, BaseOffset: s.BaseOffset, LastOffset: s.LastOffset, Size: s.Size,
-			MaxTimestamp: s.MaxTimestamp, IndexSize: s.IndexSize, TimeIndexSize: s.TimeIndexSize}
+			MaxTimestamp: s.MaxTimestamp, IndexSize: s.IndexSize, TimeIndexSize: s.TimeIndexSize,
+			TxnIndexSize: s.TxnIndexSize, ProducerSnapshotSize: s.ProducerSnapshotSize}
 		for _, e := range s.Epochs {
 			seg.Epochs = append(seg.Epochs, tiering.EpochEntry{Epoch: e.Epoch, StartOffset: e.StartOffset})
 		}
@@ -34,7 +35,8 @@ func (m manifestStore) Manifest(topicID uuid.UUID, partition int32) tiering.Mani
 
 func (m manifestStore) AddSegment(ctx context.Context, topicID uuid.UUID, partition int32, seg tiering.RemoteSegment) error {
 	rs := metadata.RemoteSegment{ID: seg.ID, BaseOffset: seg.BaseOffset, LastOffset: seg.LastOffset, Size: seg.Size,
-		MaxTimestamp: seg.MaxTimestamp, IndexSize: seg.IndexSize, TimeIndexSize: seg.TimeIndexSize}
+		MaxTimestamp: seg.MaxTimestamp, IndexSize: seg.IndexSize, TimeIndexSize: seg.TimeIndexSize,
+		TxnIndexSize: seg.TxnIndexSize, ProducerSnapshotSize: seg.ProducerSnapshotSize}
 	for _, e := range seg.Epochs {
 		rs.Epochs = append(rs.Epochs, metadata.RemoteEpoch{Epoch: e.Epoch, StartOffset: e.StartOffset})
 	}

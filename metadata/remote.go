@@ -49,6 +49,14 @@ type remoteSegmentRec struct {
 	Epochs        []remoteEpochRec `json:"epochs"`
 	IndexSize     int64            `json:"index_size"`
 	TimeIndexSize int64            `json:"time_index_size"`
+	// Added with transactions on the remote tier. Omitted when zero, so a
+	// segment without these objects encodes exactly as before (entries and
+	// snapshots written by older binaries decode unchanged, and a new
+	// binary's entry without them is one an older binary can apply). An
+	// older binary meeting a non-zero one fails its strict decoding and
+	// stops rather than drop it, as the log format rules require.
+	TxnIndexSize         int64 `json:"txn_index_size,omitempty"`
+	ProducerSnapshotSize int64 `json:"producer_snapshot_size,omitempty"`
 }
 
 // manifestRec is one partition's manifest. It carries its own key so that a
@@ -190,8 +198,9 @@ func validSegment(s *remoteSegmentRec) error {
 		return fmt.Errorf("last offset is below the base offset: %w", ErrInvalidArgument)
 	case s.LastOffset == math.MaxInt64:
 		return fmt.Errorf("last offset leaves no next offset: %w", ErrInvalidArgument)
-	case s.Size < 0 || s.IndexSize < 0 || s.TimeIndexSize < 0:
-		return fmt.Errorf("negative size (log %d, index %d, time index %d): %w", s.Size, s.IndexSize, s.TimeIndexSize, ErrInvalidArgument)
+	case s.Size < 0 || s.IndexSize < 0 || s.TimeIndexSize < 0 || s.TxnIndexSize < 0 || s.ProducerSnapshotSize < 0:
+		return fmt.Errorf("negative size (log %d, index %d, time index %d, txn index %d, producer snapshot %d): %w",
+			s.Size, s.IndexSize, s.TimeIndexSize, s.TxnIndexSize, s.ProducerSnapshotSize, ErrInvalidArgument)
 	}
 	return nil
 }
@@ -268,13 +277,15 @@ func (m *manifestRec) public() RemoteManifest {
 		out.Segments = make([]RemoteSegment, len(m.Segments))
 		for i, s := range m.Segments {
 			out.Segments[i] = RemoteSegment{
-				ID:            s.ID,
-				BaseOffset:    s.BaseOffset,
-				LastOffset:    s.LastOffset,
-				Size:          s.Size,
-				MaxTimestamp:  s.MaxTimestamp,
-				IndexSize:     s.IndexSize,
-				TimeIndexSize: s.TimeIndexSize,
+				ID:                   s.ID,
+				BaseOffset:           s.BaseOffset,
+				LastOffset:           s.LastOffset,
+				Size:                 s.Size,
+				MaxTimestamp:         s.MaxTimestamp,
+				IndexSize:            s.IndexSize,
+				TimeIndexSize:        s.TimeIndexSize,
+				TxnIndexSize:         s.TxnIndexSize,
+				ProducerSnapshotSize: s.ProducerSnapshotSize,
 			}
 			if len(s.Epochs) > 0 {
 				out.Segments[i].Epochs = make([]RemoteEpoch, len(s.Epochs))
@@ -289,13 +300,15 @@ func (m *manifestRec) public() RemoteManifest {
 
 func remoteSegmentRecord(s RemoteSegment) remoteSegmentRec {
 	rec := remoteSegmentRec{
-		ID:            s.ID,
-		BaseOffset:    s.BaseOffset,
-		LastOffset:    s.LastOffset,
-		Size:          s.Size,
-		MaxTimestamp:  s.MaxTimestamp,
-		IndexSize:     s.IndexSize,
-		TimeIndexSize: s.TimeIndexSize,
+		ID:                   s.ID,
+		BaseOffset:           s.BaseOffset,
+		LastOffset:           s.LastOffset,
+		Size:                 s.Size,
+		MaxTimestamp:         s.MaxTimestamp,
+		IndexSize:            s.IndexSize,
+		TimeIndexSize:        s.TimeIndexSize,
+		TxnIndexSize:         s.TxnIndexSize,
+		ProducerSnapshotSize: s.ProducerSnapshotSize,
 	}
 	if len(s.Epochs) > 0 {
 		rec.Epochs = make([]remoteEpochRec, len(s.Epochs))

@@ -230,6 +230,9 @@ type RemoteSegment struct {
 	MaxTimestamp             int64
 	Epochs                   []RemoteEpoch // stored as given, in the caller's order
 	IndexSize, TimeIndexSize int64
+	// TxnIndexSize and ProducerSnapshotSize are the sizes of the segment's
+	// optional transaction index and producer snapshot objects; 0: none.
+	TxnIndexSize, ProducerSnapshotSize int64
 }
 
 // RemoteManifest is the committed list of a partition's remote segments:

@@ -108,8 +108,15 @@ type SegmentFiles struct {
 	// upload with the segment.
 	TxnIndex     []byte
 	TxnIndexPath string
-	Size         int64 // bytes of Log that belong to the segment
-	seg          *segment
+	// ProducerSnapshot is the producer snapshot taken when the segment was
+	// rolled (producer state as of its end, the snapshot file named after
+	// the next segment's base), for tiering to upload so a log restarted
+	// at the remote end can restore its producers. Nil when that file is
+	// gone (retention, a failed write), does not decode, or holds no
+	// producer.
+	ProducerSnapshot []byte
+	Size             int64 // bytes of Log that belong to the segment
+	seg              *segment
 }
 
 // Release drops the segment reference. Calling it again does nothing; it
@@ -128,17 +135,18 @@ func (f *SegmentFiles) Release() {
 func (l *Log) OpenSegment(base int64) (*SegmentFiles, error) {
 	hw := l.HighWatermark()
 	l.segMu.RLock()
-	defer l.segMu.RUnlock()
 	if len(l.segs) == 0 {
+		l.segMu.RUnlock()
 		return nil, fmt.Errorf("open segment %s base %d: %w", l.dir, base, ErrClosed)
 	}
 	i := l.segmentFor(base)
 	s := l.segs[i]
 	if s.base != base || i+1 >= len(l.segs) || !s.durableSealed() || l.segs[i+1].base > hw {
+		l.segMu.RUnlock()
 		return nil, fmt.Errorf("open segment %s base %d: no durable sealed segment there: %w", l.dir, base, ErrOffsetOutOfRange)
 	}
 	s.ref()
-	return &SegmentFiles{
+	files := &SegmentFiles{
 		Log:          s.f,
 		Index:        encodeOffsetIndex(s.index),
 		TimeIndex:    encodeTimeIndex(s.tindex),
@@ -146,7 +154,56 @@ func (l *Log) OpenSegment(base int64) (*SegmentFiles, error) {
 		TxnIndexPath: l.path(txnIndexName(s.base)),
 		Size:         s.size,
 		seg:          s,
-	}, nil
+	}
+	snapPath := l.path(snapshotName(l.segs[i+1].base))
+	l.segMu.RUnlock()
+	// Outside the lock: a snapshot of many producers is megabytes. It is
+	// optional, so one deleted meanwhile is just not there.
+	files.ProducerSnapshot = readProducerSnapshot(snapPath)
+	return files, nil
+}
+
+// readProducerSnapshot returns the snapshot file's bytes if it decodes and
+// lists at least one producer, else nil.
+func readProducerSnapshot(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	if m, err := decodeProducerSnapshot(b); err != nil || len(m) == 0 {
+		return nil
+	}
+	return b
+}
+
+// TxnIndex is a parsed transaction index (the .txnindex bytes of a
+// segment, SegmentFiles.TxnIndex), for tiering to answer
+// AbortedTransactions for remote segments exactly as the local log does.
+type TxnIndex struct{ es []abortedTxn }
+
+// TxnIndexEntrySize is the size of one transaction index entry; an
+// index's length is a multiple of it.
+const TxnIndexEntrySize = abortedTxnSize
+
+// ParseTxnIndex checks and parses the transaction index of a segment
+// holding offsets [base, next): Kafka's entry format, every abort marker
+// inside the segment, in increasing order. Anything else is ErrCorrupt.
+func ParseTxnIndex(b []byte, base, next int64) (*TxnIndex, error) {
+	es, err := decodeTxnIndex(b, base, next)
+	if err != nil {
+		return nil, err
+	}
+	return &TxnIndex{es: es}, nil
+}
+
+// Len is the number of aborted transactions indexed.
+func (x *TxnIndex) Len() int { return len(x.es) }
+
+// Collect appends the aborted transactions overlapping [from, to) (see
+// Log.AbortedTransactions). complete reports that no entry in a later
+// segment can overlap either, so a search over consecutive segments stops.
+func (x *TxnIndex) Collect(from, to int64, out []AbortedTxn) (_ []AbortedTxn, complete bool) {
+	return collectAborted(x.es, from, to, out)
 }
 
 // LocalLogStartOffset is the first offset held locally: the first local

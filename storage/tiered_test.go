@@ -737,3 +737,53 @@ func TestResetEmptyInterrupted(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenSegmentProducerSnapshot(t *testing.T) {
+	l := openTest(t, t.TempDir(), smallConfig())
+	// No producer: nothing to upload.
+	for range 30 {
+		appendNumbered(t, l, 2, 1000, 40)
+	}
+	p := &txnProducer{pid: 42}
+	for range 30 {
+		p.mustSend(t, l, 2, false)
+	}
+	settle(t, l)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := l.SealedSegments()
+	if len(sealed) < 3 {
+		t.Fatalf("%d sealed segments", len(sealed))
+	}
+	sawSnapshot := false
+	for _, ss := range sealed {
+		sf, err := l.OpenSegment(ss.BaseOffset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := sf.ProducerSnapshot
+		sf.Release()
+		if snap == nil {
+			continue
+		}
+		sawSnapshot = true
+		m, err := decodeProducerSnapshot(snap)
+		if err != nil || m[42] == nil {
+			t.Fatalf("segment %d: snapshot %v, %v", ss.BaseOffset, m, err)
+		}
+		// The state as of the segment's end: its last batch is the
+		// producer's last one below NextOffset.
+		if last := m[42].batches[m[42].n-1].lastOff; last >= ss.NextOffset {
+			t.Fatalf("segment [%d, %d): snapshot knows offset %d", ss.BaseOffset, ss.NextOffset, last)
+		}
+	}
+	if !sawSnapshot {
+		t.Fatal("no sealed segment has a producer snapshot")
+	}
+	if sf, err := l.OpenSegment(sealed[0].BaseOffset); err != nil || sf.ProducerSnapshot != nil {
+		t.Fatalf("segment before any producer: snapshot %d bytes, %v", len(sf.ProducerSnapshot), err)
+	} else {
+		sf.Release()
+	}
+}

@@ -13,6 +13,8 @@
 //	<hh>/<cluster>/<topicID>/<partition>/<20-digit base offset>-<upload id>.log
 //	                                                                   .index
 //	                                                                   .timeindex
+//	                                                                   .txnindex  (optional)
+//	                                                                   .snapshot  (optional)
 //	<cluster>/manifests/<topicID>/<partition>.json
 //
 // hh is two hex digits of a hash of topic id and partition (PartitionPrefix):
@@ -22,7 +24,12 @@
 // upload never overwrites a committed object, and whatever an upload left
 // behind without committing is recognisable as an orphan. The .index and
 // .timeindex objects are the local index files (cut to the uploaded range
-// when only part of a local segment is uploaded). The manifest JSON in the
+// when only part of a local segment is uploaded). The .txnindex object is
+// the segment's transaction index (the aborts whose marker is in the
+// uploaded range), put only when it is not empty; the .snapshot object is
+// the producer snapshot taken at the segment's end, put only when the log
+// had producers. The manifest records their sizes (0: no object), so a
+// reader never asks for one that is not there. The manifest JSON in the
 // bucket is rewritten after every change, so the remote tier can be found
 // from the bucket alone.
 //
@@ -46,6 +53,11 @@
 //   - Uploads are idempotent by id: a retry reuses the pending upload's id
 //     and AddSegment ignores an id it already has, so an ambiguous commit
 //     (an error after the quorum applied it) is harmless.
+//   - Only segments wholly below the last stable offset are uploaded (as in
+//     Kafka): remote data is stable, so a read_committed fetch of it needs
+//     no LSO bound, and its aborted transactions are those of the
+//     transaction indexes from the fetch offset's segment on, remote then
+//     local (Manager.AbortedTransactions, then storage.Log's).
 //   - Upload failures never give up and never block produce: the partition
 //     backs off (exponentially, capped at 30 s, with jitter) and its local
 //     segments stay until the upload commits.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,14 +15,36 @@ import (
 // extension.
 type ObjectKind string
 
-// The objects of a remote segment.
+// The objects of a remote segment. Every segment has the first three; the
+// transaction index only when something was aborted in the segment, the
+// producer snapshot only when the log had producers (the manifest's sizes
+// say which: RemoteSegment.Kinds).
 const (
-	KindLog       ObjectKind = "log"
-	KindIndex     ObjectKind = "index"
-	KindTimeIndex ObjectKind = "timeindex"
+	KindLog              ObjectKind = "log"
+	KindIndex            ObjectKind = "index"
+	KindTimeIndex        ObjectKind = "timeindex"
+	KindTxnIndex         ObjectKind = "txnindex"
+	KindProducerSnapshot ObjectKind = "snapshot"
 )
 
-var segmentKinds = [...]ObjectKind{KindLog, KindIndex, KindTimeIndex}
+// segmentKinds are the objects every segment has; allKinds adds the
+// optional ones.
+var (
+	segmentKinds = [...]ObjectKind{KindLog, KindIndex, KindTimeIndex}
+	allKinds     = [...]ObjectKind{KindLog, KindIndex, KindTimeIndex, KindTxnIndex, KindProducerSnapshot}
+)
+
+// Kinds lists the objects the segment has.
+func (s RemoteSegment) Kinds() []ObjectKind {
+	out := append(make([]ObjectKind, 0, len(allKinds)), segmentKinds[:]...)
+	if s.TxnIndexSize > 0 {
+		out = append(out, KindTxnIndex)
+	}
+	if s.ProducerSnapshotSize > 0 {
+		out = append(out, KindProducerSnapshot)
+	}
+	return out
+}
 
 // Index entry sizes, the same as the local log's files (the objects are
 // copies of them): offset index (relative offset uint32, position uint32),
@@ -71,7 +94,7 @@ func parseObjectName(name string) (base int64, id string, kind ObjectKind, ok bo
 		return 0, "", "", false
 	}
 	kind = ObjectKind(name[dot+1:])
-	if kind != KindLog && kind != KindIndex && kind != KindTimeIndex {
+	if !slices.Contains(allKinds[:], kind) {
 		return 0, "", "", false
 	}
 	stem := name[:dot]

@@ -67,6 +67,7 @@ type tuning struct {
 	prefetchMax       int   // prefetches in flight
 	downloadTimeout   time.Duration
 	indexEntries      int // remote offset indexes kept in memory
+	txnEntries        int // aborted transaction entries kept in memory
 	minTimeout        time.Duration
 }
 
@@ -82,6 +83,7 @@ func defaultTuning() tuning {
 		prefetchMax:       16,
 		downloadTimeout:   2 * time.Minute,
 		indexEntries:      4096,
+		txnEntries:        1 << 20, // 32 bytes each
 		minTimeout:        2 * time.Minute,
 	}
 }
@@ -164,6 +166,7 @@ type Manager struct {
 
 	cache    *diskCache
 	idx      *indexCache
+	txns     *txnIndexCache
 	flights  flightGroup
 	prefetch chan struct{} // prefetch slots
 	readers  sync.Map      // topicPartition -> *readState
@@ -228,6 +231,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m.cache = cache
 	m.idx = newIndexCache(m.tune.indexEntries)
+	m.txns = newTxnIndexCache(m.tune.txnEntries)
 	m.prefetch = make(chan struct{}, m.tune.prefetchMax)
 	if err := m.met.init(cfg.Meter, m); err != nil {
 		m.bgCancel()

@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"github.com/google/uuid"
+
+	"github.com/strata-broker/strata/storage"
 )
 
 // Manifest errors.
@@ -42,6 +44,15 @@ type RemoteSegment struct {
 	Epochs        []EpochEntry `json:"epochs,omitempty"`
 	IndexSize     int64        `json:"indexSize"`
 	TimeIndexSize int64        `json:"timeIndexSize"`
+	// TxnIndexSize is the size of the .txnindex object (Kafka's aborted
+	// transaction entries whose abort marker is in the segment), 0 when
+	// nothing was aborted there: then there is no object to fetch.
+	// ProducerSnapshotSize is the size of the .snapshot object (producer
+	// state as of the segment's end, storage's snapshot format), 0 when
+	// none was uploaded. Both are omitted when zero, so manifest copies
+	// written before they existed decode unchanged.
+	TxnIndexSize         int64 `json:"txnIndexSize,omitempty"`
+	ProducerSnapshotSize int64 `json:"producerSnapshotSize,omitempty"`
 }
 
 // Manifest is the committed list of a partition's remote segments: sorted by
@@ -215,9 +226,9 @@ func (s RemoteSegment) validate() error {
 		return bad("bad id")
 	case s.BaseOffset < 0 || s.LastOffset < s.BaseOffset:
 		return bad("bad offsets")
-	case s.Size < 0 || s.Size > 1<<40 || s.IndexSize < 0 || s.TimeIndexSize < 0:
+	case s.Size < 0 || s.Size > 1<<40 || s.IndexSize < 0 || s.TimeIndexSize < 0 || s.TxnIndexSize < 0 || s.ProducerSnapshotSize < 0:
 		return bad("bad sizes")
-	case s.IndexSize%offsetEntrySize != 0 || s.TimeIndexSize%timeEntrySize != 0:
+	case s.IndexSize%offsetEntrySize != 0 || s.TimeIndexSize%timeEntrySize != 0 || s.TxnIndexSize%storage.TxnIndexEntrySize != 0:
 		return bad("index sizes not whole entries")
 	}
 	for i, e := range s.Epochs {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-broker/strata/proto"
+	"github.com/strata-broker/strata/storage"
 )
 
 func rseg(id string, base, last int64) RemoteSegment {
@@ -274,4 +275,31 @@ func FuzzVerifyChunk(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestManifestTxnFieldsJSON(t *testing.T) {
+	seg := rseg(uuid.NewString(), 0, 9)
+	plain, _ := EncodeManifest(Manifest{Segments: []RemoteSegment{seg}})
+	if strings.Contains(string(plain), "txnIndexSize") || strings.Contains(string(plain), "producerSnapshotSize") {
+		t.Errorf("zero sizes are written: %s", plain)
+	}
+	seg.TxnIndexSize, seg.ProducerSnapshotSize = 2*storage.TxnIndexEntrySize, 52
+	m := Manifest{Segments: []RemoteSegment{seg}}
+	b, _ := EncodeManifest(m)
+	got, err := DecodeManifest(b)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip %s: %+v, %v", b, got, err)
+	}
+	if kinds := got.Segments[0].Kinds(); len(kinds) != 5 {
+		t.Errorf("kinds %v", kinds)
+	}
+	// A copy written before the fields existed still decodes.
+	old := `{"logStartOffset":0,"segments":[{"id":"a","baseOffset":0,"lastOffset":9,"size":1,"maxTimestamp":5,"indexSize":0,"timeIndexSize":0}]}`
+	if got, err := DecodeManifest([]byte(old)); err != nil || got.Segments[0].TxnIndexSize != 0 || len(got.Segments[0].Kinds()) != 3 {
+		t.Fatalf("old manifest: %+v, %v", got, err)
+	}
+	seg.TxnIndexSize = 35
+	if _, err := (Manifest{}).WithSegment(seg); !errors.Is(err, ErrBadManifest) {
+		t.Errorf("txn index of 35 bytes accepted: %v", err)
+	}
 }

@@ -23,8 +23,14 @@ import (
 // cache files to send with sendfile. The files stay open (even if the
 // cache evicts them) until Release.
 type ReadResult struct {
-	Ranges  []storage.FileRange
-	Len     int64
+	Ranges []storage.FileRange
+	Len    int64
+	// End is an offset past the last batch returned: the end of the last
+	// chunk read from (0 when nothing was). It is the upper bound for
+	// AbortedTransactions of a read_committed fetch, like Kafka's bound
+	// from the offset index; listing aborts a little past what is returned
+	// is harmless, missing one is not.
+	End     int64
 	entries []*cacheEntry
 }
 
@@ -53,6 +59,7 @@ func (r *ReadResult) add(e *cacheEntry, pos, n int64) {
 	r.Ranges = append(r.Ranges, storage.FileRange{File: e.f, Pos: pos, Len: n})
 	r.entries = append(r.entries, e)
 	r.Len += n
+	r.End = e.last + 1
 }
 
 // chunkSpan is one download unit of a remote segment: bytes [pos, end) of

@@ -161,9 +161,9 @@ func (m *Manager) truncate(ctx context.Context, p *partState, tp topicPartition,
 		if err := m.writeManifestCopyTP(ctx, tp, clean); err != nil {
 			logger.Warn("manifest copy not written; will retry", "err", err)
 		}
-		keys := make([]string, 0, len(gone)*len(segmentKinds))
+		keys := make([]string, 0, len(gone)*len(allKinds))
 		for _, s := range gone {
-			for _, k := range segmentKinds {
+			for _, k := range s.Kinds() {
 				keys = append(keys, KeyFor(m.cfg.ClusterID, tp.id, tp.p, s, k))
 			}
 		}
@@ -190,6 +190,7 @@ func (m *Manager) forget(ids []string) {
 	for _, id := range ids {
 		set[id] = true
 		m.idx.remove(id)
+		m.txns.remove(id)
 	}
 	m.cache.purge(func(segID string) bool { return set[segID] })
 }

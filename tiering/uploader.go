@@ -32,7 +32,9 @@ type pendingUpload struct {
 	cutPos   int64 // byte position in the local file where seg starts
 	index    []byte
 	tindex   []byte
-	put      [len(segmentKinds)]bool
+	txnidx   []byte // empty: nothing aborted in the uploaded range
+	snap     []byte // nil: no producer snapshot to upload
+	put      [len(allKinds)]bool
 	srcBytes int64
 	putAt    time.Time // when the objects marked in put were put
 }
@@ -98,10 +100,28 @@ func (m *Manager) dispatch() (earliest time.Time) {
 	return earliest
 }
 
-// hasUploadWork: a sealed segment ends past what the log knows is remote.
+// hasUploadWork: an uploadable segment ends past what the log knows is
+// remote.
 func hasUploadWork(log *storage.Log) bool {
-	sealed := log.SealedSegments()
+	sealed := uploadable(log)
 	return len(sealed) > 0 && sealed[len(sealed)-1].NextOffset > log.RemoteEnd()
+}
+
+// uploadable is the sealed segments wholly below the last stable offset, as
+// Kafka uploads only below it: a segment holding part of a transaction not
+// yet decided waits. So everything remote is stable: read_committed reads
+// of it need no LSO bound, and every transaction begun in a remote segment
+// ended at a marker below the LSO, so the transaction indexes of the
+// segments from a fetch offset on (remote, then local) list every abort
+// that overlaps it.
+func uploadable(log *storage.Log) []storage.SealedSegment {
+	sealed := log.SealedSegments()
+	lso := log.LastStableOffset()
+	n := len(sealed)
+	for n > 0 && sealed[n-1].NextOffset > lso {
+		n--
+	}
+	return sealed[:n]
 }
 
 func (m *Manager) endJob(p *partState, done chan struct{}) {
@@ -178,7 +198,7 @@ func (m *Manager) uploadStep(p *partState) (progressed bool, err error) {
 	}
 
 	man := m.cfg.Manifests.Manifest(p.tp.id, p.tp.p)
-	sealed := log.SealedSegments()
+	sealed := uploadable(log)
 	hasSegs, end := len(man.Segments) > 0, man.End()
 	i := 0
 	if hasSegs {
@@ -263,7 +283,7 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 		// After a long outage another broker's sweep may have taken our
 		// objects for orphans: put them again rather than commit a segment
 		// whose objects might be gone.
-		pu.put = [len(segmentKinds)]bool{}
+		pu.put = [len(allKinds)]bool{}
 		pu.putAt = now
 	}
 	p.mu.Lock()
@@ -271,7 +291,7 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 	p.mu.Unlock()
 
 	seg := pu.seg
-	for k, kind := range segmentKinds {
+	for k, kind := range allKinds {
 		if pu.put[k] {
 			continue
 		}
@@ -284,6 +304,14 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 			body, size = bytes.NewReader(pu.index), int64(len(pu.index))
 		case KindTimeIndex:
 			body, size = bytes.NewReader(pu.tindex), int64(len(pu.tindex))
+		case KindTxnIndex:
+			body, size = bytes.NewReader(pu.txnidx), int64(len(pu.txnidx))
+		case KindProducerSnapshot:
+			body, size = bytes.NewReader(pu.snap), int64(len(pu.snap))
+		}
+		if size == 0 && kind != KindLog && kind != KindIndex && kind != KindTimeIndex {
+			pu.put[k] = true // optional and absent: the manifest says size 0
+			continue
 		}
 		key := KeyFor(m.cfg.ClusterID, p.tp.id, p.tp.p, seg, kind)
 		if err := m.put(ctx, key, body, size); err != nil {
@@ -332,7 +360,8 @@ func (m *Manager) uploadSegment(ctx context.Context, p *partState, log *storage.
 // planUpload describes the remote segment made from the local one, from
 // the cut on.
 func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut cutAt) (*pendingUpload, error) {
-	pu := &pendingUpload{srcBase: cand.BaseOffset, cut: cut, srcBytes: files.Size, index: files.Index, tindex: files.TimeIndex}
+	pu := &pendingUpload{srcBase: cand.BaseOffset, cut: cut, srcBytes: files.Size, index: files.Index, tindex: files.TimeIndex,
+		txnidx: files.TxnIndex, snap: files.ProducerSnapshot}
 	base := cand.BaseOffset
 	if cut.offset > cand.BaseOffset {
 		pos, batchBase, err := batchAt(files, cand.BaseOffset, cut.offset)
@@ -347,6 +376,7 @@ func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut cut
 			base, pu.cutPos = batchBase, pos
 			pu.index = cutOffsetIndex(files.Index, rel, pos)
 			pu.tindex = cutTimeIndex(files.TimeIndex, rel)
+			pu.txnidx = cutTxnIndex(files.TxnIndex, batchBase)
 		}
 	}
 	pu.seg = RemoteSegment{
@@ -358,6 +388,10 @@ func planUpload(files *storage.SegmentFiles, cand storage.SealedSegment, cut cut
 		Epochs:        epochsFrom(cand.Epochs, base),
 		IndexSize:     int64(len(pu.index)),
 		TimeIndexSize: int64(len(pu.tindex)),
+		// The snapshot is the state at the local segment's end, which is
+		// the remote segment's end too.
+		TxnIndexSize:         int64(len(pu.txnidx)),
+		ProducerSnapshotSize: int64(len(pu.snap)),
 	}
 	if err := pu.seg.validate(); err != nil {
 		return nil, fmt.Errorf("plan upload of segment %d: %w", cand.BaseOffset, err)
@@ -416,6 +450,20 @@ func cutTimeIndex(tidx []byte, rel int64) []byte {
 		}
 		out = append(out, tidx[i:i+8]...)
 		out = binary.BigEndian.AppendUint32(out, uint32(r-rel))
+	}
+	return out
+}
+
+// cutTxnIndex keeps the entries whose abort marker is at or after base:
+// the aborts before it are indexed with the part of the segment that is
+// not uploaded (the previous remote segment covers it). Entries are Kafka's
+// 34 bytes, the marker offset at byte 18.
+func cutTxnIndex(idx []byte, base int64) []byte {
+	var out []byte
+	for i := 0; i+storage.TxnIndexEntrySize <= len(idx); i += storage.TxnIndexEntrySize {
+		if int64(binary.BigEndian.Uint64(idx[i+18:])) >= base {
+			out = append(out, idx[i:i+storage.TxnIndexEntrySize]...)
+		}
 	}
 	return out
 }

@@ -21,12 +21,12 @@ import (
 	"github.com/strata-broker/strata/storage"
 )
 
-// expectedKeys: the three objects of every manifest segment plus the
+// expectedKeys: the objects of every manifest segment plus the
 // manifest copy, sorted.
 func (e *env) expectedKeys(man Manifest) []string {
 	keys := []string{ManifestKey("c1", e.topicID, 0)}
 	for _, s := range man.Segments {
-		for _, k := range segmentKinds {
+		for _, k := range s.Kinds() {
 			keys = append(keys, KeyFor("c1", e.topicID, 0, s, k))
 		}
 	}
@@ -311,7 +311,7 @@ func TestSweepSparesUploadInFlight(t *testing.T) {
 	e.waitUploaded(e.log)
 	man := e.manifest()
 	for _, s := range man.Segments {
-		for _, k := range segmentKinds {
+		for _, k := range s.Kinds() {
 			if _, err := e.store.Head(context.Background(), KeyFor("c1", e.topicID, 0, s, k)); err != nil {
 				t.Fatalf("sweep deleted an object of an upload in flight: %v", err)
 			}
