@@ -43,6 +43,12 @@ type brokerSpec struct {
 	Flags   []string // extra command-line flags, e.g. --object-store URL
 	Sets    []string // extra `--set key=value` settings
 	Ready   time.Duration
+	// NodeID is --node-id; 0 means 1, the id of a single-node broker.
+	NodeID int32
+	// Addr is the Kafka listener; empty picks a free loopback port. A
+	// cluster member restarted after a kill needs its old address back,
+	// since the others (and the bench's clients) know it by that.
+	Addr string
 }
 
 // startBroker starts bin and waits until it answers a Kafka request.
@@ -56,18 +62,26 @@ func startBroker(ctx context.Context, log *slog.Logger, bin, dataRoot string, ex
 // a Kafka request.
 func startBrokerSpec(ctx context.Context, log *slog.Logger, spec brokerSpec) (*brokerProcess, error) {
 	bin := spec.Bin
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("free port: %w", err)
+	addr := spec.Addr
+	if addr == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
 	dataDir, keep := spec.DataDir, spec.DataDir != ""
 	if !keep {
+		var err error
 		if dataDir, err = os.MkdirTemp(spec.DataRoot, "strata-bench-data-*"); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"serve", "--node-id", "1", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "127.0.0.1:0"}
+	nodeID := spec.NodeID
+	if nodeID == 0 {
+		nodeID = 1
+	}
+	args := []string{"serve", "--node-id", strconv.Itoa(int(nodeID)), "--data-dir", dataDir, "--listen", addr, "--admin-listen", "127.0.0.1:0"}
 	args = append(args, spec.Flags...)
 	for _, kv := range spec.Sets {
 		args = append(args, "--set", kv)
@@ -188,6 +202,19 @@ func (p *brokerProcess) stop(log *slog.Logger, grace time.Duration) (ShutdownInf
 	}
 	log.Info("broker stopped", "after", info.Elapsed.Round(time.Millisecond), "exit", info.Exit)
 	return info, nil
+}
+
+// kill sends SIGKILL, as a crashed machine would end the broker (no
+// controlled shutdown, nothing flushed), and returns once the process has
+// been reaped. The data dir is left alone: a kill is followed by a restart
+// on the same data. The returned time is when the signal was sent.
+func (p *brokerProcess) kill() (time.Time, error) {
+	at := time.Now()
+	if err := p.cmd.Process.Kill(); err != nil {
+		return at, err
+	}
+	<-p.exited
+	return at, nil
 }
 
 // cpu is the CPU time the process used; valid once it has exited.

@@ -214,7 +214,7 @@ func runColdRead(ctx context.Context, log *slog.Logger, cfg Config, runID string
 		// active segment is empty.
 		"local.retention.bytes": "0",
 	}
-	if err := createTopicConfigs(ctx, seeds, res.Topic, cfg.ColdPartitions, topicConfigs); err != nil {
+	if err := createTopicWith(ctx, seeds, res.Topic, cfg.ColdPartitions, 1, topicConfigs); err != nil {
 		return fail("create topic", err)
 	}
 	if res.TopicID, err = topicID(ctx, seeds, res.Topic); err != nil {
@@ -565,37 +565,6 @@ func consumeRanges(ctx context.Context, seeds []string, topic string, offs []Col
 		return res, fmt.Errorf("consumed %d of %d records before the %s timeout", res.Records, res.Expected, timeout)
 	}
 	return res, nil
-}
-
-// createTopicConfigs is createTopic with topic configs.
-func createTopicConfigs(ctx context.Context, seeds []string, topic string, partitions int32, configs map[string]string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	cfgs := map[string]*string{}
-	for k, v := range configs {
-		cfgs[k] = &v
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, cfgs, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err == nil {
-			return nil
-		}
-		if !kerr.IsRetriable(err) || ctx.Err() != nil {
-			return fmt.Errorf("create topic %s: %w", topic, err)
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
 }
 
 // topicID is the topic's id as the broker's object keys spell it.

@@ -45,6 +45,20 @@
 // scraped around each phase; the bound admin address is read from the
 // broker's log (it listens on port 0).
 //
+// The cluster run (cluster.go, clustermeta.go) starts three bin/strata
+// processes forming one cluster (each a broker and a metadata quorum
+// voter), runs the same acks=all load on a replication-factor-1 topic and
+// on an RF=3 one, then kills the leader of a single-partition RF=3 topic
+// with SIGKILL while one producer writes to it, and times the kill to the
+// first write acknowledged after it (by the new leader, the old one being
+// gone), restarting the killed broker on its data dir between rounds. It
+// polls Metadata with raw requests, to a chosen broker where it must know
+// that every broker has applied a change. During the failover rounds one
+// goroutine produces every 2 ms; the client's promise goroutine records
+// the first acknowledgement after a kill in a mutex-guarded watch and
+// closes a channel the round waits on; a third goroutine polls Metadata
+// for the new leader until the round stops it.
+//
 // Nothing imports this package; it imports no Strata package either, and
 // talks to the broker only as users and operators do: the Kafka protocol,
 // the admin listener's /metrics, and the bucket through the S3 API.

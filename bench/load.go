@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // produceSpec is one produce run against one topic.
@@ -320,24 +321,55 @@ func runConsume(ctx context.Context, seeds []string, topic string, timeout time.
 // factor 1, retrying what Kafka calls retriable (a broker that has just
 // started may not have its metadata ready yet).
 func createTopic(ctx context.Context, seeds []string, topic string, partitions int32) error {
+	return createTopicWith(ctx, seeds, topic, partitions, 1, nil)
+}
+
+// createTopicWith is createTopic with replication factor rf and topic
+// configs.
+func createTopicWith(ctx context.Context, seeds []string, topic string, partitions int32, rf int16, configs map[string]string) error {
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, partitions, rf
+	return createTopicReq(ctx, seeds, t, configs)
+}
+
+// createTopicReq sends one CreateTopics request for t with configs until
+// it succeeds or fails with an error Kafka does not call retriable. A
+// topic that already exists counts as created: topic names are unique
+// per run, so it is this run's, created by an attempt whose answer was
+// lost.
+func createTopicReq(ctx context.Context, seeds []string, t kmsg.CreateTopicsRequestTopic, configs map[string]string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ac := kadm.NewClient(cl)
+	for k, v := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		t.Configs = append(t.Configs, c)
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Topics = []kmsg.CreateTopicsRequestTopic{t}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	req.TimeoutMillis = 15000
 	for {
-		resp, err := ac.CreateTopic(ctx, partitions, 1, nil, topic)
+		resp, err := req.RequestWith(ctx, cl)
 		if err == nil {
-			err = resp.Err
+			if len(resp.Topics) != 1 {
+				err = fmt.Errorf("%d topics in the answer", len(resp.Topics))
+			} else if rt := resp.Topics[0]; rt.ErrorCode != 0 {
+				err = kerr.ErrorForCode(rt.ErrorCode)
+				if rt.ErrorMessage != nil {
+					err = fmt.Errorf("%w: %s", err, *rt.ErrorMessage)
+				}
+			}
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
 			return nil
 		}
 		if !kerr.IsRetriable(err) || ctx.Err() != nil {
-			return fmt.Errorf("create topic %s: %w", topic, err)
+			return fmt.Errorf("create topic %s: %w", t.Topic, err)
 		}
 		select {
 		case <-time.After(100 * time.Millisecond):

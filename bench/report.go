@@ -30,6 +30,8 @@ type Report struct {
 	// the JSON.
 	LimitsMBps map[string]float64 `json:"limits_mb_per_s"`
 	Modes      []ModeResult       `json:"modes"`
+	// Cluster is the cluster run; nil when it was not run.
+	Cluster *ClusterResult `json:"cluster,omitempty"`
 	// ColdRead is the cold-read run; nil when it was not run.
 	ColdRead *ColdReadResult `json:"cold_read,omitempty"`
 	Aims     []AimResult     `json:"aims"`
@@ -252,6 +254,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(r.Modes) > 0 || r.Limits.LoopbackTCP.Elapsed > 0 {
 		writeModes(&b, r)
 	}
+	if c := r.Cluster; c != nil {
+		writeCluster(&b, c)
+	}
 	if c := r.ColdRead; c != nil {
 		writeColdRead(&b, c, m.CPUs)
 	}
@@ -283,6 +288,7 @@ func WriteTable(w io.Writer, r *Report) error {
 			notes = append(notes, fmt.Sprintf("%s error: %s", mr.Mode, e))
 		}
 	}
+	notes = append(notes, clusterNotes(r.Cluster, m.CPUs)...)
 	if c := r.ColdRead; c != nil {
 		for _, e := range c.Errors {
 			notes = append(notes, "cold read error: "+e)

@@ -146,22 +146,8 @@ func TestWriteTable(t *testing.T) {
 		"safe 1024B 1":      {"900.0", "sendfile", "45%"},
 	}
 	produceOut, consumeOut, _ := strings.Cut(out, "\nConsume")
-	check := func(out string, rows map[string][]string) {
-		for prefix, cols := range rows {
-			line := findLine(out, strings.Fields(prefix))
-			if line == "" {
-				t.Errorf("no row starting %q:\n%s", prefix, out)
-				continue
-			}
-			for _, c := range cols {
-				if !strings.Contains(line, " "+c+" ") && !strings.HasSuffix(line, " "+c) {
-					t.Errorf("row %q lacks %q", line, c)
-				}
-			}
-		}
-	}
-	check(produceOut, rows)
-	check(consumeOut, consumeRows)
+	checkRows(t, produceOut, rows)
+	checkRows(t, consumeOut, consumeRows)
 	if !strings.Contains(out, "1500.0 MB/s  2000.0 MB/s  75% (need 70%)  met") {
 		t.Errorf("aims table lacks the consume aim line:\n%s", out)
 	}
@@ -234,6 +220,24 @@ func TestFormatLatency(t *testing.T) {
 	for _, tt := range tests {
 		if got := formatLatency(tt.d); got != tt.want {
 			t.Errorf("formatLatency(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// checkRows checks that out has, for each prefix of rows, a line whose
+// leading fields are that prefix and which has each of its columns.
+func checkRows(t *testing.T, out string, rows map[string][]string) {
+	t.Helper()
+	for prefix, cols := range rows {
+		line := findLine(out, strings.Fields(prefix))
+		if line == "" {
+			t.Errorf("no row starting %q:\n%s", prefix, out)
+			continue
+		}
+		for _, c := range cols {
+			if !strings.Contains(line, " "+c+" ") && !strings.HasSuffix(line, " "+c) {
+				t.Errorf("row %q lacks %q", line, c)
+			}
 		}
 	}
 }

@@ -54,6 +54,23 @@ type Config struct {
 	ColdTierTimeout    time.Duration
 	Versitygw          string // binary; "" = PATH, then $(go env GOPATH)/bin
 
+	// Cluster adds the cluster run (three brokers of its own: RF=1 against
+	// RF=3 with acks=all, then leader failovers; see runCluster) after the
+	// modes; ClusterOnly runs it alone (with ColdOnly too: those two).
+	Cluster     bool
+	ClusterOnly bool
+	// ClusterDuration is each produce run on the cluster.
+	ClusterDuration time.Duration
+	// ClusterLatencyRate is the records/s of the fixed-rate run on each
+	// replication factor; 0 skips it.
+	ClusterLatencyRate int
+	// ClusterFailovers is how many times the partition leader is killed.
+	ClusterFailovers int
+	// ClusterSessionTimeout and ClusterHeartbeat are the brokers'
+	// broker.session.timeout.ms and broker.heartbeat.interval.ms.
+	ClusterSessionTimeout time.Duration
+	ClusterHeartbeat      time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -65,9 +82,10 @@ var modeSettings = map[string][]string{
 	ModePageCache: {"log.flush.interval.messages=9223372036854775807"},
 }
 
-// DefaultConfig is sized to finish in under three minutes on a 2-core
+// DefaultConfig is sized to finish in about four minutes on a 2-core
 // machine: 3 limits x 3 s, then per mode a 10 s latency run and four 10 s
-// produce runs, each followed by reading its topic back.
+// produce runs, each followed by reading its topic back, then the cluster
+// run (about 75 s) and the cold read (under 90 s).
 func DefaultConfig() Config {
 	return Config{
 		BrokerBin:       "bin/strata",
@@ -97,6 +115,16 @@ func DefaultConfig() Config {
 		ColdGetConcurrency: 8,
 		ColdGetRangeBytes:  4 * mib,
 		ColdTierTimeout:    60 * time.Second,
+
+		// About 75 s here: four 6 s runs, three failovers of a few
+		// seconds each plus the killed broker's restart. A session timeout
+		// of 3 s (Kafka's default is 9 s) keeps a failover to seconds.
+		Cluster:               true,
+		ClusterDuration:       6 * time.Second,
+		ClusterLatencyRate:    aimLatencyRecordRate,
+		ClusterFailovers:      3,
+		ClusterSessionTimeout: 3 * time.Second,
+		ClusterHeartbeat:      500 * time.Millisecond,
 	}
 }
 
@@ -143,7 +171,21 @@ func (c *Config) Validate() error {
 			return errors.New("cold-read tiering timeout must be positive")
 		}
 	}
-	if len(c.Brokers) == 0 && !c.ColdOnly {
+	if c.Cluster || c.ClusterOnly {
+		switch {
+		case len(c.Brokers) > 0 && c.ClusterOnly:
+			return errors.New("the cluster run starts brokers of its own; it cannot use --brokers")
+		case c.ClusterDuration <= 0:
+			return errors.New("cluster run duration must be positive")
+		case c.ClusterLatencyRate < 0:
+			return errors.New("cluster latency rate must not be negative")
+		case c.ClusterFailovers < 0:
+			return errors.New("cluster failovers must not be negative")
+		case c.ClusterHeartbeat < time.Millisecond || c.ClusterSessionTimeout <= c.ClusterHeartbeat:
+			return errors.New("cluster heartbeat must be at least 1ms and below the session timeout")
+		}
+	}
+	if len(c.Brokers) == 0 && !c.ColdOnly && !c.ClusterOnly {
 		if len(c.Modes) == 0 {
 			return errors.New("need at least one mode")
 		}
@@ -162,8 +204,9 @@ func (c *Config) Validate() error {
 }
 
 // Run measures the machine limits, then loads the broker in each mode,
-// then (unless disabled) runs the cold read, and returns the report with
-// the aims evaluated. With ColdOnly it runs the cold read alone. A failing mode is
+// then (unless disabled) runs the cluster and the cold read, and returns
+// the report with the aims evaluated. With ColdOnly or ClusterOnly it runs
+// only those. A failing mode is
 // recorded in the report and the run goes on with the next one; only
 // failures that leave nothing to report are returned as errors.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -184,9 +227,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Brokers: strings.Join(cfg.Brokers, ","),
 		},
 	}
-	// The cold-read run needs brokers of its own; with --brokers it is
-	// left out unless asked for alone (which Validate refuses).
-	cold := cfg.ColdOnly || (cfg.ColdRead && len(cfg.Brokers) == 0)
+	// The cold-read and cluster runs need brokers of their own; with
+	// --brokers they are left out unless asked for alone (which Validate
+	// refuses). Asking for one alone leaves the other out too.
+	only := cfg.ColdOnly || cfg.ClusterOnly
+	cold := cfg.ColdOnly || (!only && cfg.ColdRead && len(cfg.Brokers) == 0)
+	cluster := cfg.ClusterOnly || (!only && cfg.Cluster && len(cfg.Brokers) == 0)
 	if cold {
 		// Find the S3 server before anything runs: a full run should not
 		// spend minutes and then fail for want of it.
@@ -208,17 +254,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	runID := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
-	if cfg.ColdOnly {
-		r.ColdRead = runColdRead(ctx, log, cfg, runID)
-		r.Machine.LoadAvg1End = endLoadAvg()
-		r.Aims = EvaluateAims(r)
-		return r, ctx.Err()
+	if !only {
+		if err := runLimitsAndModes(ctx, log, cfg, r, runID); err != nil {
+			return nil, err
+		}
 	}
+	if cluster && ctx.Err() == nil {
+		r.Cluster = runCluster(ctx, log, cfg, runID)
+	}
+	if cold && ctx.Err() == nil {
+		r.ColdRead = runColdRead(ctx, log, cfg, runID)
+	}
+	r.Machine.LoadAvg1End = endLoadAvg()
+	r.Aims = EvaluateAims(r)
+	return r, ctx.Err()
+}
 
+// runLimitsAndModes measures the machine limits and then loads the
+// external broker, or a broker of its own in each mode, into r.
+func runLimitsAndModes(ctx context.Context, log *slog.Logger, cfg Config, r *Report, runID string) error {
 	log.Info("measuring machine limits", "dir", cfg.DataRoot, "each", cfg.LimitDuration)
 	lim, err := MeasureLimits(ctx, cfg.DataRoot, cfg.LimitDuration)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.Limits = lim
 	r.LimitsMBps = map[string]float64{
@@ -230,22 +288,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"sendfile_MBps", r.LimitsMBps["sendfile"], "fsync_write_MBps", r.LimitsMBps["fsync_write"])
 
 	if len(cfg.Brokers) > 0 {
-		mr := runMode(ctx, log, cfg, cfg.ExternalMode, cfg.Brokers, runID, true)
-		r.Modes = append(r.Modes, mr)
-	} else {
-		for _, mode := range cfg.Modes {
-			if ctx.Err() != nil {
-				break
-			}
-			r.Modes = append(r.Modes, runOwnBroker(ctx, log, cfg, mode, runID))
+		r.Modes = append(r.Modes, runMode(ctx, log, cfg, cfg.ExternalMode, cfg.Brokers, runID, true))
+		return nil
+	}
+	for _, mode := range cfg.Modes {
+		if ctx.Err() != nil {
+			break
 		}
+		r.Modes = append(r.Modes, runOwnBroker(ctx, log, cfg, mode, runID))
 	}
-	if cold && ctx.Err() == nil {
-		r.ColdRead = runColdRead(ctx, log, cfg, runID)
-	}
-	r.Machine.LoadAvg1End = endLoadAvg()
-	r.Aims = EvaluateAims(r)
-	return r, ctx.Err()
+	return nil
 }
 
 // runOwnBroker starts a fresh broker for mode, loads it and stops it.
@@ -300,7 +352,6 @@ func runMode(ctx context.Context, log *slog.Logger, cfg Config, mode string, see
 		log.Error(what, "mode", mode, "err", err)
 		mr.Errors = append(mr.Errors, fmt.Sprintf("%s: %v", what, err))
 	}
-	window := func(size int) int { return max(64, cfg.WindowBytes/size) }
 
 	if cfg.LatencyRate > 0 {
 		topic, err := newTopic("latency")
@@ -340,7 +391,7 @@ func runMode(ctx context.Context, log *slog.Logger, cfg Config, mode string, see
 			log.Info("produce run", "mode", mode, "size", size, "acks", acksName(acksAll), "for", cfg.Duration)
 			res, err := runProduce(ctx, seeds, produceSpec{
 				Topic: topic, RecordSize: size, AcksAll: acksAll, Producers: cfg.Producers,
-				Duration: cfg.Duration, Window: window(size), Linger: -1,
+				Duration: cfg.Duration, Window: windowRecords(cfg, size), Linger: -1,
 			})
 			if err != nil {
 				fail("produce "+name, err)

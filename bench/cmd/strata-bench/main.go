@@ -44,6 +44,13 @@ func main() {
 	fs.Int64Var(&cfg.ColdGetRangeBytes, "cold-get-range", cfg.ColdGetRangeBytes, "bytes per raw ranged GET")
 	fs.DurationVar(&cfg.ColdTierTimeout, "cold-tier-timeout", cfg.ColdTierTimeout, "how long the cold read waits for every segment to be uploaded and deleted locally")
 	fs.StringVar(&cfg.Versitygw, "versitygw", "", "versitygw binary (default: PATH, then $(go env GOPATH)/bin)")
+	fs.BoolVar(&cfg.Cluster, "cluster", cfg.Cluster, "after the modes, run the cluster (3 brokers: RF=1 against RF=3 with acks=all, then leader failovers)")
+	fs.BoolVar(&cfg.ClusterOnly, "cluster-only", false, "run only the cluster (no machine limits, no modes; with -cold-only, those two)")
+	fs.DurationVar(&cfg.ClusterDuration, "cluster-duration", cfg.ClusterDuration, "length of each produce run on the cluster")
+	fs.IntVar(&cfg.ClusterLatencyRate, "cluster-latency-rate", cfg.ClusterLatencyRate, "records/s of the fixed-rate run on the cluster, per replication factor (0 skips it)")
+	fs.IntVar(&cfg.ClusterFailovers, "cluster-failovers", cfg.ClusterFailovers, "how many times the cluster run kills the partition leader (0 skips failover)")
+	fs.DurationVar(&cfg.ClusterSessionTimeout, "cluster-session-timeout", cfg.ClusterSessionTimeout, "broker.session.timeout.ms of the cluster's brokers (Kafka's default is 9s)")
+	fs.DurationVar(&cfg.ClusterHeartbeat, "cluster-heartbeat", cfg.ClusterHeartbeat, "broker.heartbeat.interval.ms of the cluster's brokers")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	verbose := fs.Bool("v", false, "log progress at debug level")
 	fs.Parse(os.Args[1:])
@@ -85,6 +92,9 @@ func main() {
 		}
 	}
 	if c := report.ColdRead; c != nil && len(c.Errors) > 0 {
+		os.Exit(1)
+	}
+	if c := report.Cluster; c != nil && len(c.Errors) > 0 {
 		os.Exit(1)
 	}
 	if ctx.Err() != nil {
