@@ -510,6 +510,7 @@ func (s *Server) resetToRemoteEnd(t *topicState, p *partition) {
 		return
 	}
 	s.log.Info("follower log starts at the remote end", "topic", t.name, "partition", p.index, "remote_end", end)
+	s.restoreProducers(t.name, t.id, p.index, p.log, end)
 }
 
 // brokerConn is a Kafka connection to another broker, one request at a

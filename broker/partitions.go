@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -399,6 +400,7 @@ func (ps *partitions) adoptRemote(mt metadata.Topic, index int32, l *storage.Log
 			return
 		}
 		ps.s.log.Info("local log restarted at the remote end", "topic", mt.Name, "partition", index, "log_start_offset", logStart, "remote_end", end)
+		ps.s.restoreProducers(mt.Name, mt.ID, index, l, end)
 	}
 	if l.RemoteEnd() < end {
 		l.SetRemoteEnd(end)
@@ -427,4 +429,31 @@ func (s *Server) deleteRemoteTopic(id uuid.UUID, partitions int32) {
 			backoff = min(2*backoff, time.Minute)
 		}
 	}()
+}
+
+// restoreProducers loads the producer state uploaded with the last remote
+// segment into a log just restarted at the remote end (end), so
+// idempotent producers and open transactions carry on as if the log had
+// never been emptied. Without it (an older upload, an unreachable store)
+// the log starts with no producer state, as before snapshots were
+// uploaded: logged, not fatal.
+func (s *Server) restoreProducers(topic string, id uuid.UUID, index int32, l *storage.Log, end int64) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	snap, at, err := s.tier.ProducerSnapshot(ctx, id, index)
+	switch {
+	case err != nil:
+		s.log.Warn("cannot restore producer state from the remote tier; idempotent producers of this partition start over", "topic", topic, "partition", index, "err", err)
+		return
+	case snap == nil:
+		return
+	case at != end:
+		s.log.Warn("remote producer snapshot is not at the remote end; not restored", "topic", topic, "partition", index, "snapshot_offset", at, "remote_end", end)
+		return
+	}
+	if err := l.RestoreProducers(snap); err != nil {
+		s.log.Warn("cannot restore producer state from the remote tier", "topic", topic, "partition", index, "err", err)
+		return
+	}
+	s.log.Info("producer state restored from the remote tier", "topic", topic, "partition", index, "offset", at)
 }
