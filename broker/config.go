@@ -69,6 +69,8 @@ type Config struct {
 	QueuedMaxRequests               int32 // queued.max.requests (per connection in-flight bound)
 	ShutdownTimeout                 time.Duration
 	TransactionalIDExpirationMs     int64  // transactional.id.expiration.ms
+	TransactionMaxTimeoutMs         int64  // transaction.max.timeout.ms: the largest transaction timeout a producer may ask for
+	TransactionAbortCheckIntervalMs int64  // transaction.abort.timed.out.transaction.cleanup.interval.ms
 	ProducerIDExpirationMs          int64  // producer.id.expiration.ms
 	LogCleanerDeleteRetentionMs     int64  // reserved for compaction
 	ControlledShutdownEnable        bool   // controlled.shutdown.enable: move leadership away before stopping
@@ -173,6 +175,8 @@ func DefaultConfig() Config {
 		QueuedMaxRequests:                    500,
 		ShutdownTimeout:                      10 * time.Second,
 		TransactionalIDExpirationMs:          604800000,
+		TransactionMaxTimeoutMs:              900000,
+		TransactionAbortCheckIntervalMs:      10000,
 		ProducerIDExpirationMs:               86400000,
 		LogCleanerDeleteRetentionMs:          86400000,
 		ControlledShutdownEnable:             true,
@@ -254,6 +258,12 @@ func (c *Config) Validate() error {
 		bad("default.replication.factor", "must be >= 1, got %d", c.DefaultReplicationFactor)
 	}
 	c.validateCluster(bad)
+	if c.TransactionMaxTimeoutMs < 1 {
+		bad("transaction.max.timeout.ms", "must be >= 1, got %d", c.TransactionMaxTimeoutMs)
+	}
+	if c.TransactionAbortCheckIntervalMs < 1 {
+		bad("transaction.abort.timed.out.transaction.cleanup.interval.ms", "must be >= 1, got %d", c.TransactionAbortCheckIntervalMs)
+	}
 	if c.MessageMaxBytes < 0 {
 		bad("message.max.bytes", "must be >= 0, got %d", c.MessageMaxBytes)
 	}

@@ -189,13 +189,15 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.txnLog = &txnTopic{s: s}
 	s.txns = txn.New(txn.Config{
-		Partitions:        s.txnStatePartitions(),
-		OffsetsPartitions: cfg.OffsetsTopicNumPartitions,
-		Log:               s.txnLog,
-		ProducerIDs:       s.pids,
-		Markers:           s.txnLog,
-		Logger:            s.log.With("component", "txn"),
-		IDExpiration:      time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+		Partitions:            s.txnStatePartitions(),
+		OffsetsPartitions:     cfg.OffsetsTopicNumPartitions,
+		Log:                   s.txnLog,
+		ProducerIDs:           s.pids,
+		Markers:               s.txnLog,
+		Logger:                s.log.With("component", "txn"),
+		IDExpiration:          time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+		MaxTimeout:            time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+		AbortTimedOutInterval: time.Duration(cfg.TransactionAbortCheckIntervalMs) * time.Millisecond,
 	})
 	// Leaderships come with being unfenced: wait for it, so the first
 	// clients find this broker leading what it should.
