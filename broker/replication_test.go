@@ -101,7 +101,10 @@ func (tc *testCluster) start(i int) error {
 		return fmt.Errorf("node %d: %w", i+1, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &clusterNode{srv: s, addr: s.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	n := &clusterNode{srv: s, cancel: cancel, done: make(chan error, 1)}
+	if a := s.Addr(); a != nil { // nil on a controller-only node
+		n.addr = a.String()
+	}
 	go func() { n.done <- s.Run(ctx) }()
 	tc.nodes[i] = n
 	return nil
@@ -124,7 +127,7 @@ func (tc *testCluster) stop(i int) {
 func (tc *testCluster) seeds() []string {
 	var out []string
 	for _, n := range tc.nodes {
-		if n != nil {
+		if n != nil && n.addr != "" {
 			out = append(out, n.addr)
 		}
 	}
@@ -194,7 +197,7 @@ func (tc *testCluster) createTopic(topic string, partitions int32, rf int16, con
 		tc.t.Fatal(err)
 	}
 	for i, n := range tc.nodes {
-		if n == nil {
+		if n == nil || n.srv.controllerOnly {
 			continue
 		}
 		waitFor(tc.t, fmt.Sprintf("node %d to apply topic %s", i+1, topic), func() bool {
@@ -351,6 +354,44 @@ func TestReplicationFollowerRefusesClients(t *testing.T) {
 		c.Close()
 		if len(md.Brokers) != 2 || md.Topics["two"].Partitions[0].Leader != int32(leader+1) {
 			t.Fatalf("metadata from %s: brokers %v, leader %d; want 2 brokers, leader %d", n.addr, md.Brokers, md.Topics["two"].Partitions[0].Leader, leader+1)
+		}
+	}
+}
+
+// KRaft's separate roles: a controller-only node (no Kafka listener, no
+// logs) is the whole quorum and the active controller; two broker-only
+// nodes follow the metadata log as Raft non-voters, replicate between
+// them, and fail over when one stops.
+func TestReplicationSeparateRoles(t *testing.T) {
+	tc := startTestCluster(t, 1, func(c *Config) {
+		c.ProcessRoles = "controller"
+		c.ControlledShutdownEnable = false
+	})
+	if tc.nodes[0].srv.Addr() != nil || !tc.nodes[0].srv.meta.IsActiveController() {
+		t.Fatal("the controller-only node has a Kafka listener or is not the active controller")
+	}
+	tc.addBrokerOnly(2)
+	tc.addBrokerOnly(3)
+	for _, n := range tc.nodes {
+		waitFor(t, "every node to see both brokers unfenced", func() bool { return len(n.srv.liveBrokerIDs()) == 2 })
+	}
+	tc.createTopic("roles", 1, 2, nil)
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceNumbered(t, cl, "roles", 0, 50)
+	leader := tc.leaderIndex("roles", 0)
+	if leader != 1 && leader != 2 {
+		t.Fatalf("leader index %d: want one of the broker-only nodes", leader)
+	}
+	tc.stop(leader)
+	waitFor(t, "the other broker to lead", func() bool {
+		l := tc.leaderIndex("roles", 0)
+		return l >= 1 && l != leader
+	})
+	produceNumbered(t, cl, "roles", 50, 100)
+	got := consumeReplicated(t, tc, "roles", 100)
+	for i, v := range got {
+		if v != fmt.Sprint(i) {
+			t.Fatalf("record %d is %q", i, v)
 		}
 	}
 }
