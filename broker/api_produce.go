@@ -1,6 +1,6 @@
 package broker
 
-// Produce v3-v11 (record batch v2 only, as Kafka 4 requires).
+// Produce v3-v12 (record batch v2 only, as Kafka 4 requires).
 //
 // Every batch of a partition is validated before anything is written;
 // offsets are assigned under the partition log's lock together with the
@@ -14,12 +14,16 @@ package broker
 // the partition (asked of the transaction coordinator, as Kafka verifies
 // since KIP-890 part 1): otherwise INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH
 // for a fenced producer, or the retriable NOT_ENOUGH_REPLICAS while the
-// coordinator is busy. Differences from Apache Kafka: Produce v12
-// (transactions v2, partitions added implicitly) is not served; per-record
+// coordinator is busy. From v12 (transactions v2, KIP-890 part 2) the
+// producer no longer adds partitions: a transactional batch adds its
+// partition to the producer's transaction here, through the coordinator,
+// before it is appended; every EndTxn bumps the epoch, and the markers'
+// bumped epoch makes the log refuse late batches of the old one.
+// Differences from Apache Kafka: v13 (topic ids) is not served; per-record
 // errors (RecordErrors) are not reported, the batch error and ErrorMessage
 // are; the check and the append are not atomic (an EndTxn racing a
 // produce of the same producer can leave its batch after the marker, as
-// before KIP-890 part 2).
+// before KIP-890 part 2; with v12 the epoch bump closes that window).
 
 import (
 	"context"
@@ -34,7 +38,7 @@ import (
 	"github.com/strata-broker/strata/proto"
 )
 
-func init() { register(0, 3, 11, handleProduce) }
+func init() { register(0, 3, 12, handleProduce) }
 
 type producedPartition struct {
 	resp   *kmsg.ProduceResponseTopicPartition
@@ -104,7 +108,9 @@ func handleProduce(s *Server, ctx context.Context, r *request) *reply {
 		return respond(resp)
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	s.produceWaiters.Add(1)
 	return r.cc.later(func() *reply {
+		defer s.produceWaiters.Add(-1)
 		wctx, cancel := context.WithTimeout(ctx, max(timeout, time.Millisecond))
 		defer cancel()
 		for _, w := range waits {
@@ -148,7 +154,9 @@ func hasTransactionalBatches(req *kmsg.ProduceRequest) bool {
 
 // verifyProduceTxn checks, for every partition whose records start with a
 // transactional batch, that the batch's producer id and epoch own the
-// request's ongoing transaction and that it has added the partition.
+// request's ongoing transaction and that it has added the partition. From
+// v12 (transactions v2) it adds the partition itself, starting the
+// transaction if needed (txn_cluster.go: addTxnCluster).
 func (s *Server) verifyProduceTxn(ctx context.Context, req *kmsg.ProduceRequest, canWrite *authzBatch) map[txn.TopicPartition]int16 {
 	type producer struct {
 		pid   int64
@@ -160,6 +168,13 @@ func (s *Server) verifyProduceTxn(ctx context.Context, req *kmsg.ProduceRequest,
 			continue
 		}
 		for _, rp := range rt.Partitions {
+			if req.Version >= 12 {
+				// Added, not only checked: only partitions this broker
+				// leads (the others fail before their check is read).
+				if ts, _, err := s.parts.leader(rt.Topic, rp.Partition); err != nil || ts.internal {
+					continue
+				}
+			}
 			if b, err := proto.ParseBatchHeader(rp.Records); err == nil && b.IsTransactional() {
 				k := producer{b.ProducerID, b.ProducerEpoch}
 				byProducer[k] = append(byProducer[k], txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
@@ -168,6 +183,10 @@ func (s *Server) verifyProduceTxn(ctx context.Context, req *kmsg.ProduceRequest,
 	}
 	out := map[txn.TopicPartition]int16{}
 	for k, tps := range byProducer {
+		if req.Version >= 12 {
+			maps.Copy(out, s.addTxnCluster(ctx, *req.TransactionID, k.pid, k.epoch, tps))
+			continue
+		}
 		maps.Copy(out, s.verifyTxnCluster(ctx, *req.TransactionID, k.pid, k.epoch, tps))
 	}
 	return out

@@ -170,6 +170,10 @@ func (s *Server) registerGauges() error {
 	if err != nil {
 		return err
 	}
+	producePurgatory, err := mt.Int64ObservableGauge("strata_broker_produce_purgatory_size", metric.WithDescription("Produce requests waiting for their records to be durable (acks=1) or on every in-sync replica (acks=all)."))
+	if err != nil {
+		return err
+	}
 	logSize, err := mt.Int64ObservableGauge("strata_log_size", metric.WithUnit("By"), metric.WithDescription("Partition log size, by tier (local disk or remote object store)."))
 	if err != nil {
 		return err
@@ -204,6 +208,7 @@ func (s *Server) registerGauges() error {
 	}
 	_, err = mt.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(purgatory, s.fetchWaiters.Load())
+		o.ObserveInt64(producePurgatory, s.produceWaiters.Load())
 		s.observeCluster(o, activeController, underReplicated, offline)
 		s.observeGroupLag(ctx, o, groupLag)
 		if s.parts == nil {
@@ -227,7 +232,7 @@ func (s *Server) registerGauges() error {
 			}
 		}
 		return nil
-	}, purgatory, logSize, segments, endOffset, startOffset, activeController, underReplicated, offline, groupLag)
+	}, purgatory, producePurgatory, logSize, segments, endOffset, startOffset, activeController, underReplicated, offline, groupLag)
 	return err
 }
 

@@ -78,6 +78,9 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if got := metricValue(after, "strata_cluster_active_controller"); got != 1 {
 		t.Errorf("active controller = %v, want 1 on a single node", got)
 	}
+	if got := metricValue(after, "strata_broker_produce_purgatory_size"); got != 0 {
+		t.Errorf("produce purgatory = %v, want 0 (present, nothing waiting)", got)
+	}
 	if got := metricValue(after, "strata_cluster_under_replicated_partitions"); got != 0 {
 		t.Errorf("under-replicated partitions = %v, want 0", got)
 	}

@@ -72,11 +72,12 @@ type Server struct {
 	connsMu sync.Mutex // guards conns
 	conns   map[*clientConn]struct{}
 
-	fetchWaiters atomic.Int64 // long-polling fetches (Kafka's fetch purgatory size)
-	ready        atomic.Bool  // quorum joined, partitions loaded: /readyz
-	metrics      *brokerMetrics
-	adminLn      net.Listener
-	adminSrv     *http.Server
+	fetchWaiters   atomic.Int64 // long-polling fetches (Kafka's fetch purgatory size)
+	produceWaiters atomic.Int64 // produce requests waiting for fsync or the ISR (Kafka's produce purgatory size)
+	ready          atomic.Bool  // quorum joined, partitions loaded: /readyz
+	metrics        *brokerMetrics
+	adminLn        net.Listener
+	adminSrv       *http.Server
 
 	closeOnce sync.Once
 	closeErr  error

@@ -43,6 +43,7 @@ var exported = map[string]string{
 	"strata_broker_topic_bytes_out_total":                  counter,
 	"strata_broker_connections":                            gauge,
 	"strata_broker_fetch_purgatory_size":                   gauge,
+	"strata_broker_produce_purgatory_size":                 gauge,
 	"strata_log_size_bytes":                                gauge,
 	"strata_log_segments":                                  gauge,
 	"strata_log_start_offset":                              gauge,
