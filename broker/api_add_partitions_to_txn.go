@@ -1,10 +1,12 @@
 package broker
 
-// AddPartitionsToTxn v0-v4: adds partitions to the producer's transaction.
-// v4 is the brokers' version (KIP-890): it batches several transactions
+// AddPartitionsToTxn v0-v5: adds partitions to the producer's transaction.
+// v4+ is the brokers' version (KIP-890): it batches several transactions
 // and, with VerifyOnly, only checks that each partition is in the ongoing
 // transaction, without adding it; a partition leader on another broker
 // asks this way before it accepts a transactional batch (txn_cluster.go).
+// v5 (no new fields) is what a partition leader sends to add a partition
+// for a transactions v2 producer (Produce v12), VerifyOnly unset.
 // A transactional id this broker does not coordinate gets NOT_COORDINATOR.
 // Authorization as Kafka: v4 needs CLUSTER_ACTION
 // (CLUSTER_AUTHORIZATION_FAILED; with an authorizer the brokers' principal
@@ -22,7 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(24, 0, 4, handleAddPartitionsToTxn) }
+func init() { register(24, 0, 5, handleAddPartitionsToTxn) }
 
 type txnTopicParts struct {
 	topic string

@@ -1,13 +1,15 @@
 package broker
 
-// EndTxn v0-v4: commits or aborts the producer's transaction through the
+// EndTxn v0-v5: commits or aborts the producer's transaction through the
 // transaction coordinator (internal/txn), which answers once the
 // PrepareCommit/PrepareAbort record is durable and writes the markers
-// afterwards. Authorization as Kafka: WRITE on the transactional id
+// afterwards. v5 is transactions v2 (KIP-890 part 2, advertised with the
+// transaction.version feature): every commit or abort bumps the producer
+// epoch (a new producer id once the epoch is exhausted), the markers carry
+// the bumped epoch, and the response carries the producer id and epoch to
+// use next; an abort with nothing in the transaction succeeds and bumps
+// the epoch. Authorization as Kafka: WRITE on the transactional id
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
-//
-// Differences from Apache Kafka: v5 (transactions v2, KIP-890) is not
-// advertised yet: it needs Produce v12, which adds partitions implicitly.
 
 import (
 	"context"
@@ -16,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(26, 0, 4, handleEndTxn) }
+func init() { register(26, 0, 5, handleEndTxn) }
 
 func handleEndTxn(s *Server, ctx context.Context, r *request) *reply {
 	req := r.msg.(*kmsg.EndTxnRequest)

@@ -23,6 +23,13 @@ package broker
 // one on another broker with AddPartitionsToTxn v4 VerifyOnly; both
 // answers map to the same per-partition codes.
 //
+// Transactions v2 (KIP-890 part 2, Produce v12+): the producer does not
+// add partitions itself; the partition leader adds them (addTxnCluster)
+// with AddPartitionsToTxn v5, the same way, before it appends. Every
+// EndTxn bumps the producer epoch, and the markers carry the bumped epoch,
+// so once a partition has its marker the partition log refuses the old
+// epoch: a late batch of a finished transaction cannot join the next one.
+//
 // Requests to other brokers go to their inter-broker listener (dialBroker)
 // and need CLUSTER_ACTION there: with an authorizer, the principal a
 // broker connects as must be a super user, as in Kafka.
@@ -46,6 +53,14 @@ import (
 const (
 	writeTxnMarkersVersion = 1
 	verifyTxnVersion       = 4 // the broker-to-broker AddPartitionsToTxn (KIP-890)
+	addTxnVersion          = 5 // the implicit add of transactions v2 (KIP-890 part 2)
+	// addTxnRetryBackoff and addTxnRetryMax bound how long a Produce v12
+	// waits for the coordinator to take its partitions (Kafka's
+	// add.partitions.to.txn.retry.backoff.ms and .max.ms are 20 and 100;
+	// ours waits a little longer because our coordinator also answers
+	// CONCURRENT_TRANSACTIONS while another add is being written).
+	addTxnRetryBackoff = 10 * time.Millisecond
+	addTxnRetryMax     = 500 * time.Millisecond
 	// markerRequestTimeout bounds one WriteTxnMarkers: the leader answers
 	// once its ISR has the markers (Kafka's request.timeout.ms).
 	markerRequestTimeout = 30 * time.Second
@@ -303,13 +318,25 @@ func (s *Server) verifyTxnCluster(ctx context.Context, id string, pid int64, epo
 
 // verifyTxnRemote asks broker coord's transaction coordinator.
 func (s *Server) verifyTxnRemote(ctx context.Context, peers *peerConns, coord int32, id string, pid int64, epoch int16, tps []txn.TopicPartition) map[txn.TopicPartition]int16 {
-	req := verifyTxnRequest(id, pid, epoch, tps)
+	resp, code := s.callTxnCoordinator(ctx, peers, coord, verifyTxnRequest(id, pid, epoch, tps))
+	if code != 0 {
+		return verifyAll(tps, code)
+	}
+	return verifyTxnCodes(resp, tps)
+}
+
+// callTxnCoordinator sends an AddPartitionsToTxn v4+ for one transaction to
+// broker coord. Without a usable answer it returns the code every
+// partition gets instead: NOT_ENOUGH_REPLICAS (retriable), or
+// INVALID_TXN_STATE when the coordinator refuses this broker.
+func (s *Server) callTxnCoordinator(ctx context.Context, peers *peerConns, coord int32, req *kmsg.AddPartitionsToTxnRequest) (*kmsg.AddPartitionsToTxnResponse, int16) {
+	id := req.Transactions[0].TransactionalID
 	resp := kmsg.NewPtrAddPartitionsToTxnResponse()
 	if err := peers.call(ctx, coord, req, resp, verifyRequestTimeout); err != nil {
 		if ctx.Err() == nil {
 			s.log.Debug("cannot verify a transaction with its coordinator", "transactional_id", id, "coordinator", coord, "err", err)
 		}
-		return verifyAll(tps, kerr.NotEnoughReplicas.Code)
+		return nil, kerr.NotEnoughReplicas.Code
 	}
 	if resp.ErrorCode != 0 {
 		// Every transactional produce would log this: at most one line a
@@ -324,12 +351,12 @@ func (s *Server) verifyTxnRemote(ctx context.Context, peers *peerConns, coord in
 			// cannot fix; the operator reads this.
 			s.log.Log(ctx, level, "transaction coordinator refused this broker's verification: brokers need CLUSTER_ACTION (make their principal a super user)",
 				"coordinator", coord, "err", err)
-			return verifyAll(tps, kerr.InvalidTxnState.Code)
+			return nil, kerr.InvalidTxnState.Code
 		}
 		s.log.Log(ctx, level, "transaction coordinator failed a verification", "coordinator", coord, "err", err)
-		return verifyAll(tps, kerr.NotEnoughReplicas.Code)
+		return nil, kerr.NotEnoughReplicas.Code
 	}
-	return verifyTxnCodes(resp, tps)
+	return resp, 0
 }
 
 // verifyTxnRequest is the VerifyOnly AddPartitionsToTxn v4 for one
@@ -352,6 +379,77 @@ func verifyTxnRequest(id string, pid int64, epoch int16, tps []txn.TopicPartitio
 		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
 	}
 	req.Transactions = append(req.Transactions, tx)
+	return req
+}
+
+// addTxnCluster is verifyTxnCluster for Produce v12+ (transactions v2,
+// KIP-890 part 2): the producer no longer sends AddPartitionsToTxn, so the
+// partition leader adds the partitions to its transaction, with
+// AddPartitionsToTxn v5 (not VerifyOnly) to the coordinator wherever it
+// is. The coordinator answers CONCURRENT_TRANSACTIONS while the producer's
+// previous transaction is still writing its markers (the producer got its
+// new epoch with the EndTxn answer, before the markers) or while another
+// partition's add is being written; that is retried here for up to
+// addTxnRetryMax, as Kafka's brokers do (KAFKA-18654), before the producer
+// gets a retriable error. The codes are verifyTxnCluster's.
+func (s *Server) addTxnCluster(ctx context.Context, id string, pid int64, epoch int16, tps []txn.TopicPartition) map[txn.TopicPartition]int16 {
+	req := addTxnRequest(id, pid, epoch, tps)
+	deadline := time.Now().Add(addTxnRetryMax)
+	backoff := addTxnRetryBackoff
+	for {
+		resp, code := s.addTxnOnce(ctx, req)
+		if code != 0 {
+			return verifyAll(tps, code)
+		}
+		if !addTxnRetriable(resp) || ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+			return verifyTxnCodes(resp, tps)
+		}
+		sleepCtx(ctx, backoff)
+		backoff = min(2*backoff, addTxnRetryMax/4)
+	}
+}
+
+// addTxnOnce sends req to the transactional id's coordinator once, the one
+// on this broker directly; a code instead of an answer as
+// callTxnCoordinator.
+func (s *Server) addTxnOnce(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest) (*kmsg.AddPartitionsToTxnResponse, int16) {
+	id := req.Transactions[0].TransactionalID
+	coord, exists := partitionLeader(s, txnStateTopicName, s.txns.PartitionFor(id))
+	switch {
+	case !exists:
+		// No transactional producer was ever initialized in the cluster;
+		// the data path must not create the topic.
+		return nil, kerr.InvalidTxnState.Code
+	case coord == s.cfg.NodeID:
+		s.txnLog.markExists()
+		return s.txns.AddPartitionsToTxn(ctx, req), 0
+	case coord < 0:
+		return nil, kerr.NotEnoughReplicas.Code
+	}
+	return s.callTxnCoordinator(ctx, s.txnLog.peerConns(), coord, req)
+}
+
+// addTxnRetriable: some partition is refused only for now.
+func addTxnRetriable(resp *kmsg.AddPartitionsToTxnResponse) bool {
+	for _, rtx := range resp.Transactions {
+		for _, rt := range rtx.Topics {
+			for _, rp := range rt.Partitions {
+				switch rp.ErrorCode {
+				case kerr.ConcurrentTransactions.Code, kerr.CoordinatorLoadInProgress.Code:
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// addTxnRequest is the AddPartitionsToTxn v5 that adds one producer's
+// partitions to its transaction.
+func addTxnRequest(id string, pid int64, epoch int16, tps []txn.TopicPartition) *kmsg.AddPartitionsToTxnRequest {
+	req := verifyTxnRequest(id, pid, epoch, tps)
+	req.Version = addTxnVersion
+	req.Transactions[0].VerifyOnly = false
 	return req
 }
 

@@ -32,9 +32,21 @@
 //     then writes the markers through MarkerWriter, retrying every
 //     RetryBackoff until they succeed, and writes CompleteCommit/Abort.
 //     Meanwhile requests get CONCURRENT_TRANSACTIONS. Retrying the same
-//     outcome succeeds; the other outcome is INVALID_TXN_STATE. From EndTxn
-//     v5 (transactions v2, KIP-890) every end bumps the epoch and the
-//     response carries the producer id and epoch to use next.
+//     outcome succeeds; the other outcome is INVALID_TXN_STATE.
+//   - Transactions v2 (KIP-890 part 2): partition leaders add partitions
+//     for Produce v12 with AddPartitionsToTxn v5 (not VerifyOnly), which
+//     records the transaction as v2. EndTxn v5 bumps the epoch at every
+//     commit or abort (the markers carry the bumped epoch, so partition
+//     logs refuse the old one) and answers the producer id and epoch to use
+//     next; an exhausted epoch moves the producer to a new id once the
+//     transaction completes. A v5 EndTxn at the epoch before the bump is a
+//     retry (recognised from the durable record, so after a failover too);
+//     a commit so retried against an abort is PRODUCER_FENCED
+//     (KAFKA-20785). Requests of the next transaction (its epoch is the
+//     bumped one) get CONCURRENT_TRANSACTIONS until the markers are
+//     written. A v5 abort with nothing in the transaction bumps the epoch
+//     and writes no markers. v1 clients keep the v1 rules, per
+//     transactional id.
 //   - A timer aborts Ongoing transactions older than their timeout, bumping
 //     the epoch (Kafka's PrepareEpochFence, never written: the PrepareAbort
 //     record carries the bumped epoch), and another writes tombstones for
@@ -71,10 +83,12 @@
 //
 // # Differences from Apache Kafka
 //
-//   - Transactions v2 (EndTxn v5) is taken from the request version; there
-//     is no cluster-wide transaction.version feature check here (the
-//     broker advertises it). A v2 abort with the current epoch in Empty or
-//     Complete* bumps the epoch and completes with no markers.
+//   - Transactions v2 is taken from the request version (EndTxn v5,
+//     AddPartitionsToTxn v5 adding); there is no cluster-wide
+//     transaction.version check here (the broker finalizes it, fixed).
+//   - Rotation to a new producer id happens when the bumped epoch would be
+//     MaxInt16-1 (Kafka: when the epoch before the bump is), so the
+//     fence bump of a timeout never overflows.
 //   - A failed epoch fence leaves the epoch unchanged (Kafka keeps the bump
 //     in memory); the next attempt bumps it again from the durable value.
 //   - ListTransactions patterns are Go RE2 expressions, not Java regexes.

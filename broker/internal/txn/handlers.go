@@ -191,6 +191,10 @@ func (c *Coordinator) initStep(id string, timeoutMs int32, exp expected, newID i
 	next.timeoutMs = timeoutMs
 	next.state, next.parts, next.startMs, next.updateMs = StateEmpty, nil, noTimestamp, c.now()
 	next.nextProducerID = noProducerID
+	// Like Kafka, the record of an InitProducerId carries no client
+	// transaction version: the producer's next EndTxn (or implicit add)
+	// says which it uses.
+	next.tv2 = false
 	c.write(t, next, "init producer id", func(code int16) {
 		reply(idResult{code: code, pid: next.producerID, epoch: next.epoch})
 	})
@@ -227,7 +231,10 @@ type addResult struct {
 }
 
 // AddPartitionsToTxn handles v0-3 (one transaction, from a producer) and
-// v4+ (batched; VerifyOnly checks membership without adding, KIP-890).
+// v4+ (batched, from partition leaders; VerifyOnly checks membership
+// without adding, KIP-890 part 1). A v5 request that adds is a partition
+// leader adding a partition implicitly for a transactions v2 producer
+// (Produce v12, KIP-890 part 2): the transaction is then recorded as v2.
 // Whether the topics exist is the broker's business: it answers
 // UNKNOWN_TOPIC_OR_PARTITION / OPERATION_NOT_ATTEMPTED itself and calls
 // this only for valid partitions.
@@ -240,7 +247,7 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 				tps = append(tps, TopicPartition{t.Topic, p})
 			}
 		}
-		r := c.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false)
+		r := c.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, tps, false, false)
 		code := oldFenced(r.code, req.Version, 2)
 		for _, t := range req.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -261,7 +268,8 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 				tps = append(tps, TopicPartition{t.Topic, p})
 			}
 		}
-		r := c.addPartitions(ctx, tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly)
+		tv2 := req.Version >= 5 && !tx.VerifyOnly
+		r := c.addPartitions(ctx, tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tps, tx.VerifyOnly, tv2)
 		rtx := kmsg.NewAddPartitionsToTxnResponseTransaction()
 		rtx.TransactionalID = tx.TransactionalID
 		i := 0
@@ -289,21 +297,23 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 func (c *Coordinator) AddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 	tp := TopicPartition{consumerOffsetsTopic, partitionFor(req.Group, c.cfg.OffsetsPartitions)}
-	r := c.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []TopicPartition{tp}, false)
+	r := c.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []TopicPartition{tp}, false, false)
 	resp.ErrorCode = oldFenced(r.code, req.Version, 2)
 	return resp
 }
 
-func (c *Coordinator) addPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, verifyOnly bool) addResult {
+// addPartitions adds tps to the transaction (or, verifyOnly, checks them);
+// tv2 marks an implicit add for a transactions v2 producer.
+func (c *Coordinator) addPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []TopicPartition, verifyOnly, tv2 bool) addResult {
 	if id == "" {
 		return addResult{code: kerr.InvalidRequest.Code}
 	}
 	return await(c, ctx, func(reply func(addResult)) {
-		c.addStep(id, pid, epoch, tps, verifyOnly, reply)
+		c.addStep(id, pid, epoch, tps, verifyOnly, tv2, reply)
 	}, func(code int16) addResult { return addResult{code: code} })
 }
 
-func (c *Coordinator) addStep(id string, pid int64, epoch int16, tps []TopicPartition, verifyOnly bool, reply func(addResult)) {
+func (c *Coordinator) addStep(id string, pid int64, epoch int16, tps []TopicPartition, verifyOnly, tv2 bool, reply func(addResult)) {
 	if _, code := c.owner(id); code != 0 {
 		reply(addResult{code: code})
 		return
@@ -338,6 +348,9 @@ func (c *Coordinator) addStep(id string, pid int64, epoch int16, tps []TopicPart
 	if m.state.completed() {
 		next.startMs = c.now()
 		next.parts = nil
+		next.tv2 = tv2
+	} else if tv2 {
+		next.tv2 = true
 	}
 	next.parts = next.withParts(tps)
 	next.state, next.updateMs = StateOngoing, c.now()
@@ -374,6 +387,24 @@ func clientView(m *meta) (int64, int16) {
 	return m.producerID, m.epoch
 }
 
+// v2Retry reports whether a transactions v2 EndTxn from pid and epoch
+// repeats the one that took m to its prepared or completed state: its
+// epoch is the one before the bump, or, after a producer id rotation, the
+// previous id's last epoch. Like Kafka's retryOnEpochBump and
+// retryOnOverflow it needs only the durable state, so a retry is
+// recognised after a coordinator failover too.
+func v2Retry(m *meta, pid int64, epoch int16) bool {
+	if !m.tv2 || !(m.state.preparing() || m.state == StateCompleteCommit || m.state == StateCompleteAbort) {
+		return false
+	}
+	bumped := int32(epoch) + 1
+	if pid == m.producerID && bumped == int32(m.epoch) {
+		return true
+	}
+	return pid == m.prevProducerID && pid != noProducerID && m.epoch == 0 &&
+		bumped <= math.MaxInt16 && epochExhausted(int16(bumped))
+}
+
 func (c *Coordinator) endStep(req *kmsg.EndTxnRequest, newID int64, reply func(idResult)) {
 	id := req.TransactionalID
 	if _, code := c.owner(id); code != 0 {
@@ -399,14 +430,19 @@ func (c *Coordinator) endStep(req *kmsg.EndTxnRequest, newID int64, reply func(i
 	fail := func(code int16) { reply(idResult{code: code}) }
 
 	// Transactions v2: a retry carries the epoch from before the bump.
-	if tv2 && !t.pending && m.lastEpoch != noProducerEpoch && req.ProducerEpoch == m.lastEpoch &&
-		(req.ProducerID == m.producerID || req.ProducerID == m.prevProducerID) &&
-		(m.state.preparing() || m.state == StateCompleteCommit || m.state == StateCompleteAbort) {
-		switch m.state {
-		case completed:
-			ok()
-		case prepared:
+	if tv2 && v2Retry(m, req.ProducerID, req.ProducerEpoch) {
+		switch {
+		case t.pending:
 			fail(kerr.ConcurrentTransactions.Code)
+		case m.state == completed:
+			ok()
+		case m.state == prepared:
+			fail(kerr.ConcurrentTransactions.Code)
+		case commit:
+			// The coordinator aborted it (timeout) while this commit
+			// was on its way: the producer is fenced, which clients
+			// recover from, as Kafka answers since KAFKA-20785.
+			fail(kerr.ProducerFenced.Code)
 		default:
 			fail(kerr.InvalidTxnState.Code)
 		}
@@ -442,6 +478,14 @@ func (c *Coordinator) endStep(req *kmsg.EndTxnRequest, newID int64, reply func(i
 			return
 		}
 	case StatePrepareCommit, StatePrepareAbort:
+		if tv2 {
+			// The epoch the previous EndTxn handed out: this ends the
+			// producer's next transaction, which must wait until the
+			// previous one's markers are written (Kafka answers so
+			// while the completion is pending, KAFKA-18464).
+			fail(kerr.ConcurrentTransactions.Code)
+			return
+		}
 		fail(kerr.InvalidTxnState.Code)
 		return
 	default:
