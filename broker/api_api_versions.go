@@ -78,12 +78,25 @@ func handleApiVersions(s *Server, ctx context.Context, r *request) *reply {
 		}
 	}
 	resp.ApiKeys = apiVersionKeys()
+	tv := s.cfg.TransactionVersion
+	if tv < transactionVersion {
+		// Below transactions v2 the versions that need it are not offered,
+		// as Kafka caps them by the finalized transaction.version.
+		for i := range resp.ApiKeys {
+			switch k := &resp.ApiKeys[i]; k.ApiKey {
+			case 0: // Produce
+				k.MaxVersion = min(k.MaxVersion, 11)
+			case 24, 26: // AddPartitionsToTxn, EndTxn
+				k.MaxVersion = min(k.MaxVersion, 4)
+			}
+		}
+	}
 	// Tagged fields: versions before 3 do not carry them.
 	sf := kmsg.NewApiVersionsResponseSupportedFeature()
 	sf.Name, sf.MinVersion, sf.MaxVersion = transactionVersionFeature, 0, transactionVersion
 	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
 	ff := kmsg.NewApiVersionsResponseFinalizedFeature()
-	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = transactionVersionFeature, transactionVersion, transactionVersion
+	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = transactionVersionFeature, tv, tv
 	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
 	resp.FinalizedFeaturesEpoch = finalizedFeaturesEpoch
 	return respond(resp)

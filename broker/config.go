@@ -71,6 +71,7 @@ type Config struct {
 	TransactionalIDExpirationMs     int64  // transactional.id.expiration.ms
 	TransactionMaxTimeoutMs         int64  // transaction.max.timeout.ms: the largest transaction timeout a producer may ask for
 	TransactionAbortCheckIntervalMs int64  // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	TransactionVersion              int16  // transaction.version: the finalized feature level offered; 2 = transactions v2 (KIP-890)
 	ProducerIDExpirationMs          int64  // producer.id.expiration.ms
 	LogCleanerDeleteRetentionMs     int64  // reserved for compaction
 	ControlledShutdownEnable        bool   // controlled.shutdown.enable: move leadership away before stopping
@@ -177,6 +178,7 @@ func DefaultConfig() Config {
 		TransactionalIDExpirationMs:          604800000,
 		TransactionMaxTimeoutMs:              900000,
 		TransactionAbortCheckIntervalMs:      10000,
+		TransactionVersion:                   2,
 		ProducerIDExpirationMs:               86400000,
 		LogCleanerDeleteRetentionMs:          86400000,
 		ControlledShutdownEnable:             true,
@@ -260,6 +262,9 @@ func (c *Config) Validate() error {
 	c.validateCluster(bad)
 	if c.TransactionMaxTimeoutMs < 1 {
 		bad("transaction.max.timeout.ms", "must be >= 1, got %d", c.TransactionMaxTimeoutMs)
+	}
+	if c.TransactionVersion < 0 || c.TransactionVersion > 2 {
+		bad("transaction.version", "must be 0, 1 or 2, got %d", c.TransactionVersion)
 	}
 	if c.TransactionAbortCheckIntervalMs < 1 {
 		bad("transaction.abort.timed.out.transaction.cleanup.interval.ms", "must be >= 1, got %d", c.TransactionAbortCheckIntervalMs)

@@ -254,3 +254,22 @@ func TestTransactionsV1AndV2Coexist(t *testing.T) {
 		t.Fatalf("read_committed %v, want %v", got, want)
 	}
 }
+
+// transaction.version=1 keeps clients on the older protocol: the feature
+// is finalized at 1 and the versions that need v2 are not offered.
+func TestTransactionVersionOne(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.TransactionVersion = 1 })
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 4
+	resp := ts.raw(t).do(req).(*kmsg.ApiVersionsResponse)
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" && f.MaxVersionLevel != 1 {
+			t.Fatalf("finalized transaction.version %d, want 1", f.MaxVersionLevel)
+		}
+	}
+	for _, k := range resp.ApiKeys {
+		if (k.ApiKey == 0 && k.MaxVersion > 11) || ((k.ApiKey == 24 || k.ApiKey == 26) && k.MaxVersion > 4) {
+			t.Fatalf("API %d offered up to v%d under transaction.version=1", k.ApiKey, k.MaxVersion)
+		}
+	}
+}

@@ -137,6 +137,8 @@ var configKeys = []configKey{
 		field: func(o *options) any { return &o.Broker.TransactionMaxTimeoutMs }},
 	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Doc: "How often the transaction coordinator looks for transactions past their timeout and aborts them.",
 		field: func(o *options) any { return &o.Broker.TransactionAbortCheckIntervalMs }},
+	{Name: "transaction.version", Doc: "The transaction.version feature level clients are offered (Kafka sets it with kafka-features): 2 is transactions v2 (KIP-890: Produce v12 adds partitions implicitly, every commit or abort bumps the producer epoch); 0 or 1 keeps clients on the older protocol.",
+		field: func(o *options) any { return &o.Broker.TransactionVersion }},
 	{Name: "transaction.state.log.num.partitions", Doc: "Partitions of __transaction_state (fixed once the topic exists).",
 		field: func(o *options) any { return &o.Broker.TransactionStateLogNumPartitions }},
 	{Name: "transaction.state.log.replication.factor", Doc: "Replication factor of __transaction_state when it is created; capped at the registered brokers like offsets.topic.replication.factor.",
