@@ -86,7 +86,7 @@ func handleApiVersions(s *Server, ctx context.Context, r *request) *reply {
 			switch k := &resp.ApiKeys[i]; k.ApiKey {
 			case 0: // Produce
 				k.MaxVersion = min(k.MaxVersion, 11)
-			case 24, 26: // AddPartitionsToTxn, EndTxn
+			case 24, 26, 28: // AddPartitionsToTxn, EndTxn, TxnOffsetCommit
 				k.MaxVersion = min(k.MaxVersion, 4)
 			}
 		}

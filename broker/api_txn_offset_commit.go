@@ -1,6 +1,6 @@
 package broker
 
-// TxnOffsetCommit v0-v4: offsets committed as part of a transaction
+// TxnOffsetCommit v0-v5: offsets committed as part of a transaction
 // (consume-transform-produce). The group coordinator writes them to
 // __consumer_offsets in a transactional batch and keeps them pending until
 // the transaction's marker (internal/groups). The producer must have added
@@ -25,7 +25,10 @@ package broker
 // first, which a broker not leading the partition also fails with
 // NOT_COORDINATOR).
 //
-// Differences from Apache Kafka: v5 (transactions v2) is not advertised.
+// v5 is transactions v2 (KIP-890 part 2): the producer sends no
+// AddOffsetsToTxn; the group's partition is added to its transaction here,
+// through the transaction coordinator, before the offsets are written (not
+// offered when transaction.version is below 2).
 
 import (
 	"context"
@@ -36,7 +39,7 @@ import (
 	"github.com/strata-broker/strata/broker/internal/txn"
 )
 
-func init() { register(28, 0, 4, handleTxnOffsetCommit) }
+func init() { register(28, 0, 5, handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 	ctx = r.groupCtx(ctx)
@@ -100,7 +103,11 @@ func handleTxnOffsetCommit(s *Server, ctx context.Context, r *request) *reply {
 		out := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		if len(sub.Topics) > 0 {
 			tp := txn.TopicPartition{Topic: offsetsTopicName, Partition: s.groups.PartitionFor(req.Group)}
-			codes := s.verifyTxnCluster(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp})
+			check := s.verifyTxnCluster
+			if req.Version >= 5 {
+				check = s.addTxnCluster // transactions v2: added implicitly
+			}
+			codes := check(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp})
 			if code := codes[tp]; code != 0 {
 				for _, t := range sub.Topics {
 					out.Topics = append(out.Topics, txnOffsetRefused(t, code))
