@@ -140,48 +140,11 @@ func txnOffsetRefused(t kmsg.TxnOffsetCommitRequestTopic, code int16) kmsg.TxnOf
 // (fenced), INVALID_PRODUCER_ID_MAPPING, or NOT_ENOUGH_REPLICAS for
 // retriable coordinator states, as Kafka maps them for Produce.
 func (s *Server) verifyTxn(ctx context.Context, id string, pid int64, epoch int16, tps []txn.TopicPartition) map[txn.TopicPartition]int16 {
-	out := make(map[txn.TopicPartition]int16, len(tps))
 	if !s.txnLog.loaded.Load() {
 		// No transactional producer was ever initialized here (the
 		// topic is loaded at startup when it exists): nothing to verify
 		// against, and the data path must not create the topic.
-		for _, tp := range tps {
-			out[tp] = kerr.InvalidTxnState.Code
-		}
-		return out
+		return verifyAll(tps, kerr.InvalidTxnState.Code)
 	}
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 4
-	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = id, pid, epoch, true
-	for _, tp := range tps {
-		if n := len(tx.Topics); n == 0 || tx.Topics[n-1].Topic != tp.Topic {
-			tx.Topics = append(tx.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
-		}
-		last := &tx.Topics[len(tx.Topics)-1]
-		last.Partitions = append(last.Partitions, tp.Partition)
-	}
-	req.Transactions = append(req.Transactions, tx)
-	resp := s.txns.AddPartitionsToTxn(ctx, req)
-	for _, rtx := range resp.Transactions {
-		for _, rt := range rtx.Topics {
-			for _, rp := range rt.Partitions {
-				code := rp.ErrorCode
-				switch code {
-				case 0, kerr.InvalidTxnState.Code, kerr.InvalidProducerIDMapping.Code:
-				case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
-					code = kerr.InvalidProducerEpoch.Code
-				default:
-					code = kerr.NotEnoughReplicas.Code
-				}
-				out[txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = code
-			}
-		}
-	}
-	for _, tp := range tps {
-		if _, ok := out[tp]; !ok {
-			out[tp] = kerr.InvalidTxnState.Code
-		}
-	}
-	return out
+	return verifyTxnCodes(s.txns.AddPartitionsToTxn(ctx, verifyTxnRequest(id, pid, epoch, tps)), tps)
 }
