@@ -145,13 +145,9 @@ func New(cfg Config) (*Server, error) {
 		// A controller-only node: a voter of the metadata quorum (the
 		// active controller when it leads), no Kafka listeners, no logs.
 		s.controllerOnly = true
-		if err := s.registerGauges(); err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-		if err := s.startAdmin(); err != nil {
+		if err := s.serveAdmin(); err != nil {
 			return nil, err
 		}
-		s.ready.Store(true)
 		ok = true
 		s.log.Info("controller started", "node_id", cfg.NodeID, "controller_listen", cfg.ControllerAddr, "cluster_id", meta.ClusterID(), "data_dir", cfg.DataDir)
 		return s, nil
@@ -216,18 +212,27 @@ func New(cfg Config) (*Server, error) {
 	if err := s.awaitGroupsLoaded(readyCtx); err != nil {
 		return nil, err
 	}
-	if err := s.registerGauges(); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	if err := s.startAdmin(); err != nil {
+	if err := s.serveAdmin(); err != nil {
 		return nil, err
 	}
-	s.ready.Store(true)
 	ok = true
 	s.log.Info("broker started", "node_id", cfg.NodeID, "listen", first.ln.Addr().String(),
 		"advertised", first.advertised(),
 		"cluster_id", meta.ClusterID(), "data_dir", cfg.DataDir)
 	return s, nil
+}
+
+// serveAdmin registers the gauges, starts the admin listener and marks the
+// node ready (/readyz): the last step of New.
+func (s *Server) serveAdmin() error {
+	if err := s.registerGauges(); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := s.startAdmin(); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	return nil
 }
 
 // openDataDir creates the data directory and takes an exclusive lock on
