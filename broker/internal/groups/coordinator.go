@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-broker/strata/broker/internal/loop"
+
+	"github.com/strata-broker/strata/broker/internal/coordkey"
 )
 
 // Log is the persistence seam, implemented by the broker on top of the
@@ -179,32 +181,7 @@ func (c *Coordinator) Close() {
 // Kafka's Utils.abs(groupId.hashCode()) % partitions, with Java's
 // String.hashCode over UTF-16 code units and Utils.abs mapping MinInt32 to 0.
 func (c *Coordinator) PartitionFor(group string) int32 {
-	return partitionFor(group, c.cfg.Partitions)
-}
-
-func partitionFor(group string, partitions int32) int32 {
-	h := javaStringHash(group)
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
-}
-
-func javaStringHash(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 { // outside the BMP: a UTF-16 surrogate pair
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		// Invalid UTF-8 decodes to U+FFFD, as Java's decoder does.
-		h = 31*h + int32(r)
-	}
-	return h
+	return coordkey.Partition(group, c.cfg.Partitions)
 }
 
 // clientInfo is what Kafka's RequestContext adds to JoinGroup and

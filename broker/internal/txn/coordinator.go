@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strata-broker/strata/broker/internal/loop"
+
+	"github.com/strata-broker/strata/broker/internal/coordkey"
 )
 
 // Log is the persistence seam, implemented by the broker on the
@@ -173,32 +175,7 @@ func (c *Coordinator) Close() {
 // PartitionFor returns the __transaction_state partition that owns a
 // transactional id: Kafka's Utils.abs(id.hashCode()) % partitions.
 func (c *Coordinator) PartitionFor(transactionalID string) int32 {
-	return partitionFor(transactionalID, c.cfg.Partitions)
-}
-
-func partitionFor(s string, partitions int32) int32 {
-	h := javaStringHash(s)
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % partitions
-}
-
-// javaStringHash is Java's String.hashCode over UTF-16 code units.
-func javaStringHash(s string) int32 {
-	var h int32
-	for _, r := range s {
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r) // invalid UTF-8 is U+FFFD, as Java decodes it
-	}
-	return h
+	return coordkey.Partition(transactionalID, c.cfg.Partitions)
 }
 
 func (c *Coordinator) now() int64 { return c.clock.Now().UnixMilli() }

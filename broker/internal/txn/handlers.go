@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-broker/strata/broker/internal/coordkey"
 )
 
 // oldFenced maps PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for request
@@ -296,7 +298,7 @@ func (c *Coordinator) AddPartitionsToTxn(ctx context.Context, req *kmsg.AddParti
 // transaction, so its TxnOffsetCommit is committed or aborted with it.
 func (c *Coordinator) AddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
-	tp := TopicPartition{consumerOffsetsTopic, partitionFor(req.Group, c.cfg.OffsetsPartitions)}
+	tp := TopicPartition{consumerOffsetsTopic, coordkey.Partition(req.Group, c.cfg.OffsetsPartitions)}
 	r := c.addPartitions(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []TopicPartition{tp}, false, false)
 	resp.ErrorCode = oldFenced(r.code, req.Version, 2)
 	return resp

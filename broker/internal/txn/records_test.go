@@ -113,16 +113,6 @@ func TestDecodeRecordRejectsGarbage(t *testing.T) {
 	}
 }
 
-func TestPartitionForMatchesKafka(t *testing.T) {
-	// Java: Utils.abs("my-group".hashCode()) % 50 == 12.
-	if p := partitionFor("my-group", 50); p != 12 {
-		t.Fatalf("partition %d", p)
-	}
-	if p := partitionFor("polygenelubricants", 50); p != 0 { // hashCode is MinInt32
-		t.Fatalf("partition %d", p)
-	}
-}
-
 func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeKey("tx"), encodeValue(meta{producerID: 1, state: StateOngoing, parts: []TopicPartition{tp("a", 1)}}))
 	f.Add(encodeKey("tx"), encodeValue(meta{producerID: 1, state: StatePrepareAbort, tv2: true, nextProducerID: -1, prevProducerID: 3}))
