@@ -395,3 +395,53 @@ func TestReplicationSeparateRoles(t *testing.T) {
 		}
 	}
 }
+
+// A reassignment of a mostly tiered partition copies only the hot tail:
+// the new replica starts its log at the remote end (the bucket serves the
+// rest), joins the ISR and the reassignment completes; every record still
+// reads back through the new leader.
+func TestReassignTieredPartition(t *testing.T) {
+	objects := "file://" + t.TempDir()
+	tc := startTestCluster(t, 2, func(c *Config) {
+		c.ObjectStore = objects
+		c.DefaultReplicationFactor = 1
+		c.LogRetentionCheckIntervalMs = 100
+	})
+	tc.createTopic("cold", 1, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("4000"), "local.retention.bytes": kmsg.StringPtr("1")})
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceNumbered(t, cl, "cold", 0, 2000)
+	from := tc.leaderIndex("cold", 0)
+	to := 1 - from
+	src := tc.partition(from, "cold", 0)
+	waitFor(t, "most of the partition to be tiered and leave local disk", func() bool {
+		tc.nodes[from].srv.parts.enforceRetention()
+		return src.log.RemoteEnd() > 1500 && src.log.LocalLogStartOffset() >= src.log.RemoteEnd()-4000
+	})
+	remoteEnd := src.log.RemoteEnd()
+
+	adm := kadm.NewClient(cl)
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign("cold", 0, []int32{int32(to + 1)})
+	if res, err := adm.AlterPartitionAssignments(context.Background(), req); err != nil || res.Error() != nil {
+		t.Fatalf("reassign: %v %v", err, res.Error())
+	}
+	waitFor(t, "the reassignment to complete", func() bool {
+		mt, ok := tc.nodes[to].srv.meta.Topic("cold")
+		return ok && slices.Equal(mt.Partitions[0].Replicas, []int32{int32(to + 1)}) && mt.Partitions[0].Leader == int32(to+1) &&
+			len(tc.nodes[to].srv.meta.Reassignments()) == 0
+	})
+	dst := tc.partition(to, "cold", 0)
+	if dst == nil {
+		t.Fatal("the new replica has no log")
+	}
+	// The new replica never held the tiered offsets locally.
+	if first := dst.log.LocalLogStartOffset(); first < remoteEnd {
+		t.Fatalf("new replica's local log starts at %d, below the remote end %d: it copied tiered data", first, remoteEnd)
+	}
+	got := consumeReplicated(t, tc, "cold", 2000)
+	for i, v := range got {
+		if v != fmt.Sprint(i) {
+			t.Fatalf("record %d is %q", i, v)
+		}
+	}
+}
