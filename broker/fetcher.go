@@ -12,7 +12,10 @@ package broker
 // crash of this broker.
 //
 // A partition whose log is empty and behind the remote tier starts at the
-// remote end (tiered segments are never copied between brokers).
+// remote end (tiered segments are never copied between brokers); so does
+// one whose next offset the leader only has in the remote tier
+// (OFFSET_MOVED_TO_TIERED_STORAGE): its batches, all below the remote end,
+// are dropped first.
 
 import (
 	"context"
@@ -62,6 +65,9 @@ type fetchPart struct {
 	// remoteChecked: when the log was last compared with the remote
 	// manifest (resetToRemoteEnd).
 	remoteChecked time.Time
+	// behind: the leader answered OFFSET_MOVED_TO_TIERED_STORAGE, so local
+	// batches below the remote end may be dropped to restart there.
+	behind bool
 }
 
 type fetcher struct {
@@ -279,9 +285,9 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 	for _, fp := range parts {
 		if now := time.Now(); now.Sub(fp.remoteChecked) >= remoteCheckEvery {
 			fp.p.fmu.Lock()
-			s.resetToRemoteEnd(fp.t, fp.p)
+			s.resetToRemoteEnd(fp.t, fp.p, fp.behind)
 			fp.p.fmu.Unlock()
-			f.update(fp.p, fp.epoch, func(x *fetchPart) { x.remoteChecked = now })
+			f.update(fp.p, fp.epoch, func(x *fetchPart) { x.remoteChecked, x.behind = now, false })
 		}
 		id := [16]byte(fp.t.id)
 		i, ok := byTopic[id]
@@ -327,7 +333,12 @@ func (f *fetcher) round(ctx context.Context, c *brokerConn, parts []fetchPart, l
 			case errors.Is(err, kerr.OffsetMovedToTieredStorage), errors.Is(err, kerr.OffsetOutOfRange):
 				log.Warn("follower log is out of the leader's local range", "topic", fp.t.name, "partition", fp.p.index,
 					"log_end", fp.p.log.LogEndOffset(), "leader_log_start", rp.LogStartOffset, "err", err)
-				f.update(fp.p, fp.epoch, func(x *fetchPart) { x.truncated = false; x.retryAfter = time.Now().Add(backoff) })
+				// Compare with the remote manifest again at once: a log
+				// with no batches restarts at the remote end.
+				f.update(fp.p, fp.epoch, func(x *fetchPart) {
+					x.truncated, x.remoteChecked, x.behind = false, time.Time{}, errors.Is(err, kerr.OffsetMovedToTieredStorage)
+					x.retryAfter = time.Now().Add(min(backoff, epochRetry))
+				})
 			default:
 				// FENCED_LEADER_EPOCH (metadata here is behind), UNKNOWN_LEADER_EPOCH or
 				// NOT_LEADER_OR_FOLLOWER (the leader's is): wait for metadata
@@ -492,7 +503,7 @@ func (f *fetcher) truncateDivergent(fp fetchPart, leaderEpoch int32, endOffset i
 
 // resetToRemoteEnd starts an empty follower log at the remote tier's end,
 // so a new replica copies only the hot tail.
-func (s *Server) resetToRemoteEnd(t *topicState, p *partition) {
+func (s *Server) resetToRemoteEnd(t *topicState, p *partition, behind bool) {
 	man := manifestStore{s.meta}.Manifest(t.id, p.index)
 	if len(man.Segments) == 0 {
 		return
@@ -501,8 +512,20 @@ func (s *Server) resetToRemoteEnd(t *topicState, p *partition) {
 	if p.log.RemoteEnd() < end && p.log.LogEndOffset() >= end {
 		p.log.SetRemoteEnd(end) // local copies below it may go (local retention)
 	}
-	if p.log.LogEndOffset() >= end || p.log.LogEndOffset() > p.log.LogStartOffset() {
+	if p.log.LogEndOffset() >= end {
 		return
+	}
+	if p.log.LocalLogStartOffset() < p.log.LogEndOffset() {
+		if !behind {
+			return // it may still catch up from the leader's local log
+		}
+		// The leader no longer has our next offset locally and everything
+		// we hold is below the remote end, so in the bucket: drop it and
+		// restart there (Kafka's truncateFullyAndStartAt).
+		if err := p.log.TruncateTo(p.log.LocalLogStartOffset()); err != nil {
+			s.log.Warn("follower log is behind the leader's local log and cannot be emptied to restart at the remote end", "topic", t.name, "partition", p.index, "log_end", p.log.LogEndOffset(), "remote_end", end, "err", err)
+			return
+		}
 	}
 	logStart := max(man.LogStartOffset, man.Segments[0].BaseOffset)
 	if err := p.log.ResetEmpty(end, logStart); err != nil {

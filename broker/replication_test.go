@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +67,9 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) *testCluster
 		cfg.ReplicaFetchWaitMaxMs = 200
 		cfg.DefaultReplicationFactor = int16(n)
 		cfg.ShutdownTimeout = 5 * time.Second
+		if testing.Verbose() {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i+1)
+		}
 		for _, m := range mutate {
 			m(&cfg)
 		}
@@ -443,5 +448,44 @@ func TestReassignTieredPartition(t *testing.T) {
 		if v != fmt.Sprint(i) {
 			t.Fatalf("record %d is %q", i, v)
 		}
+	}
+}
+
+// A follower that was down while the leader tiered and deleted everything
+// past the follower's log end restarts at the remote end instead of
+// copying tiered data, and rejoins the ISR.
+func TestFollowerBehindRemoteEndRejoins(t *testing.T) {
+	objects := "file://" + t.TempDir()
+	// Three voters, so the quorum survives the follower's absence.
+	tc := startTestCluster(t, 3, func(c *Config) {
+		c.ObjectStore = objects
+		c.LogRetentionCheckIntervalMs = 100
+		c.ControlledShutdownEnable = false
+	})
+	tc.createTopic("behind", 1, 2, map[string]*string{"segment.bytes": kmsg.StringPtr("4000"), "local.retention.bytes": kmsg.StringPtr("1"), "min.insync.replicas": kmsg.StringPtr("1")})
+	cl := tc.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceNumbered(t, cl, "behind", 0, 200)
+	leader := tc.leaderIndex("behind", 0)
+	follower := -1
+	for _, r := range tc.partition(leader, "behind", 0).state().replicas {
+		if int(r-1) != leader {
+			follower = int(r - 1)
+		}
+	}
+	waitFor(t, "the follower to replicate", func() bool { return tc.partition(follower, "behind", 0).log.LogEndOffset() == 200 })
+	tc.stop(follower)
+	produceNumbered(t, cl, "behind", 200, 2000)
+	lp := tc.partition(leader, "behind", 0)
+	waitFor(t, "the leader to tier and drop what the follower lacks", func() bool {
+		tc.nodes[leader].srv.parts.enforceRetention()
+		return lp.log.LocalLogStartOffset() > 400
+	})
+	if err := tc.start(follower); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the follower back in the ISR", func() bool { return len(tc.isr("behind", 0)) == 2 })
+	fp := tc.partition(follower, "behind", 0)
+	if fp.log.LogEndOffset() != 2000 || fp.log.LocalLogStartOffset() <= 200 {
+		t.Fatalf("follower log end %d, local start %d: want 2000 and past its old end 200", fp.log.LogEndOffset(), fp.log.LocalLogStartOffset())
 	}
 }
