@@ -43,8 +43,6 @@ type topicState struct {
 	cfg      topicConfig
 	parts    []*partition
 	attrs    metric.MeasurementOption // topic=<name>, built once for hot-path metrics
-
-	warnedTieredCompact bool // retention loop only
 }
 
 // partition is a local replica of one partition: its log, and its role
@@ -178,9 +176,6 @@ func (ps *partitions) reconcile() error {
 		}
 		if dirty {
 			t = &topicState{name: mt.Name, id: mt.ID, internal: mt.Internal, configs: mt.Configs, cfg: cfg, parts: parts, attrs: topicAttrs(mt.Name)}
-			if old != nil {
-				t.warnedTieredCompact = old.warnedTieredCompact
-			}
 			ps.mu.Lock()
 			if prev, ok := ps.byName[mt.Name]; ok && prev.id != mt.ID {
 				// A topic re-created under the same name: the old one's logs
@@ -341,24 +336,20 @@ func (ps *partitions) enforceRetention() {
 
 // compact runs the log cleaner on a partition of a topic whose
 // cleanup.policy includes compact, when its dirty ratio (or
-// max.compaction.lag.ms) says so. Tiered topics are left alone until
-// compaction of remote segments exists: rewriting a segment the bucket
-// already holds would make the two copies differ.
+// max.compaction.lag.ms) says so. On a tiered topic the tiering Manager
+// also compacts the remote segments, in the background and only on the
+// leader (the Manager has only the partitions this broker leads); the
+// local segments are cleaned here as on any topic (a tiered log never
+// merges segments, so they stay aligned with the uploads).
 func (ps *partitions) compact(t *topicState, p *partition) {
 	if t.cfg.compact == nil {
 		return
 	}
-	if t.cfg.tier.RemoteEnabled {
-		// See topics.go: compacted topics are created untiered. One made
-		// compacted later keeps its tiering and is not compacted yet.
-		if !t.warnedTieredCompact {
-			t.warnedTieredCompact = true
-			ps.s.log.Warn("topic is tiered and cleanup.policy includes compact: not compacted until compaction of remote segments exists", "topic", t.name)
-		}
-		return
-	}
 	opts := *t.cfg.compact
 	opts.Now = time.Now()
+	if t.cfg.tier.RemoteEnabled {
+		ps.s.tier.StartCompactRemote(t.id, p.index, opts)
+	}
 	res, err := p.log.Compact(opts)
 	switch {
 	case err != nil:

@@ -82,11 +82,11 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}
-	if _, set := t.Configs["remote.storage.enable"]; !set && hasCompact(t.Configs["cleanup.policy"]) {
-		// The cleaner compacts local segments only (compaction of remote
-		// segments is still to come), so a compacted topic is not tiered
-		// unless asked for, whatever log.remote.storage.enable says. Written
-		// into the topic so it can never flip later.
+	if _, set := t.Configs["remote.storage.enable"]; !set && spec.internal {
+		// Compacted topics may be tiered (remote segments are compacted
+		// too), but internal ones stay local whatever
+		// log.remote.storage.enable says: coordinators load them at every
+		// failover. Written into the topic so it can never flip later.
 		t.Configs["remote.storage.enable"] = "false"
 	}
 	if spec.assignment != nil {
@@ -111,15 +111,6 @@ func (s *Server) createTopic(ctx context.Context, spec createTopicSpec) (metadat
 	}
 	s.log.Info("created topic", "topic", t.Name, "topic_id", t.ID.String(), "partitions", spec.partitions, "configs", t.Configs)
 	return t, nil
-}
-
-func hasCompact(policy string) bool {
-	for _, p := range strings.Split(policy, ",") {
-		if strings.TrimSpace(p) == "compact" {
-			return true
-		}
-	}
-	return false
 }
 
 // placePartitions places partitions first..first+n-1 with rf replicas

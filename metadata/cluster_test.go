@@ -169,7 +169,7 @@ func TestDecodeClusterCommandRejects(t *testing.T) {
 		{"elect leaders trailing", envelope(uint16(cmdElectLeaders), 1, `{"election":0}[]`), errMalformedCommand},
 		{"reassign unknown field", envelope(uint16(cmdReassignPartition), 1, `{"targets":[1]}`), errMalformedCommand},
 		{"shutdown overflow id", envelope(uint16(cmdControlledShutdown), 1, `{"id":4294967296}`), errMalformedCommand},
-		{"next free type", envelope(20, 1, `{}`), errUnknownCommand},
+		{"next free type", envelope(21, 1, `{}`), errUnknownCommand},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,8 @@ const (
 	cmdAlterPartition     cmdType = 17
 	cmdElectLeaders       cmdType = 18
 	cmdReassignPartition  cmdType = 19
+	// Compaction of tiered topics (remote_replace.go).
+	cmdReplaceRemoteSegments cmdType = 20
 )
 
 func (t cmdType) String() string {
@@ -96,6 +98,8 @@ func (t cmdType) String() string {
 		return "ElectLeaders"
 	case cmdReassignPartition:
 		return "ReassignPartition"
+	case cmdReplaceRemoteSegments:
+		return "ReplaceRemoteSegments"
 	}
 	return fmt.Sprintf("cmdType(%d)", uint16(t))
 }
@@ -103,25 +107,26 @@ func (t cmdType) String() string {
 // maxVersion is the newest payload version of each type this binary can
 // apply. A type missing here is unknown.
 var maxVersion = map[cmdType]uint16{
-	cmdInitCluster:          1,
-	cmdRegisterBroker:       2,
-	cmdCreateTopic:          1,
-	cmdDeleteTopic:          1,
-	cmdCreatePartitions:     1,
-	cmdAlterTopicConfigs:    1,
-	cmdAllocateProducerIDs:  1,
-	cmdAddRemoteSegment:     1,
-	cmdRemoveRemoteSegments: 1,
-	cmdCreateACLs:           1,
-	cmdDeleteACLs:           1,
-	cmdAlterScramCreds:      1,
-	cmdAlterClientQuotas:    1,
-	cmdFenceBroker:          1,
-	cmdUnfenceBroker:        1,
-	cmdControlledShutdown:   1,
-	cmdAlterPartition:       1,
-	cmdElectLeaders:         1,
-	cmdReassignPartition:    1,
+	cmdInitCluster:           1,
+	cmdRegisterBroker:        2,
+	cmdCreateTopic:           1,
+	cmdDeleteTopic:           1,
+	cmdCreatePartitions:      1,
+	cmdAlterTopicConfigs:     1,
+	cmdAllocateProducerIDs:   1,
+	cmdAddRemoteSegment:      1,
+	cmdRemoveRemoteSegments:  1,
+	cmdCreateACLs:            1,
+	cmdDeleteACLs:            1,
+	cmdAlterScramCreds:       1,
+	cmdAlterClientQuotas:     1,
+	cmdFenceBroker:           1,
+	cmdUnfenceBroker:         1,
+	cmdControlledShutdown:    1,
+	cmdAlterPartition:        1,
+	cmdElectLeaders:          1,
+	cmdReassignPartition:     1,
+	cmdReplaceRemoteSegments: 1,
 }
 
 const envelopeHeaderSize = 4
@@ -370,6 +375,8 @@ func decodeCommand(data []byte) (command, error) {
 		c = new(electLeadersV1)
 	case cmdReassignPartition:
 		c = new(reassignPartitionV1)
+	case cmdReplaceRemoteSegments:
+		c = new(replaceRemoteSegmentsV1)
 	}
 	if err := decodeStrict(data[envelopeHeaderSize:], c); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %v", errMalformedCommand, t, v, err)

@@ -40,7 +40,10 @@
 //   - command.go: the versioned command envelope (the on-disk log format).
 //   - fsm.go: the state, command handlers, snapshots.
 //   - remote.go: remote manifests: records, their commands' rules, the
-//     Store methods.
+//     Store methods; remote_replace.go: the one-command swap of rewritten
+//     (compacted) remote segments (ReplaceRemoteSegments).
+//   - heartbeat.go: broker heartbeats and the active controller's fencing
+//     loop (leader-only memory, never in the log).
 //   - security.go: ACLs, SCRAM credentials, client quotas: records, their
 //     commands' rules, the Store methods, SecurityVersion.
 //   - cluster.go: broker registrations (v2: incarnation, endpoints,

@@ -185,6 +185,8 @@ func (f *fsm) apply(c command) applyResult {
 		changed, res.err = f.addRemoteSegment(c)
 	case *removeRemoteSegmentsV1:
 		changed, res.err = f.removeRemoteSegments(c)
+	case *replaceRemoteSegmentsV1:
+		changed, res.err = f.replaceRemoteSegments(c)
 	case *createACLsV1:
 		security = true
 		changed, res.err = f.createACLs(c)

@@ -424,19 +424,12 @@ func (c *cleaner) buildMap(p *cleanPlan) (int64, []int, error) {
 		}
 		sources = append(sources, i)
 		err := readStoredBatches(p.segs[i].f, p.sizes[i], &c.buf, func(b proto.Batch, _ bool) error {
-			if b.LastOffset() < p.firstDirty || b.IsControl() || b.IsTransactional() {
-				return nil
-			}
-			if !c.m.room(int(b.NumRecords)) {
+			fit, err := c.mapBatch(b, p.firstDirty)
+			if err == nil && !fit {
 				end, full = b.BaseOffset, true
 				return errFound
 			}
-			return proto.ForEachRecord(b, func(r proto.Record) error {
-				if off := b.BaseOffset + int64(r.OffsetDelta); r.Key != nil && off >= p.firstDirty {
-					c.m.put(r.Key, off)
-				}
-				return nil
-			})
+			return err
 		})
 		if err != nil && !errors.Is(err, errFound) {
 			return 0, nil, fmt.Errorf("offset map from segment %d: %w", p.segs[i].base, err)
@@ -446,6 +439,24 @@ func (c *cleaner) buildMap(p *cleanPlan) (int64, []int, error) {
 		return 0, nil, fmt.Errorf("first dirty offset %d: %w", p.firstDirty, ErrOffsetMapTooSmall)
 	}
 	return max(end, p.firstDirty), sources, nil
+}
+
+// mapBatch records the keys of b's records at offsets >= from in the
+// offset map. Control and transactional batches stay out of it. fit is
+// false, with nothing recorded, when the batch's records might not fit.
+func (c *cleaner) mapBatch(b proto.Batch, from int64) (fit bool, err error) {
+	if b.LastOffset() < from || b.IsControl() || b.IsTransactional() {
+		return true, nil
+	}
+	if !c.m.room(int(b.NumRecords)) {
+		return false, nil
+	}
+	return true, proto.ForEachRecord(b, func(r proto.Record) error {
+		if off := b.BaseOffset + int64(r.OffsetDelta); r.Key != nil && off >= from {
+			c.m.put(r.Key, off)
+		}
+		return nil
+	})
 }
 
 // groupEnd returns j such that segs[i:j] are rewritten as one segment:
@@ -682,7 +693,13 @@ func (c *cleaner) bytes(s span) []byte {
 // in order, CRC-checked, into buf (reused: fn must not keep the batch).
 // last is true for the final batch.
 func readStoredBatches(f *os.File, size int64, buf *[]byte, fn func(b proto.Batch, last bool) error) error {
-	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 256<<10)
+	return readBatchStream(io.NewSectionReader(f, 0, size), size, buf, fn)
+}
+
+// readBatchStream is readStoredBatches over the first size bytes of r (a
+// segment that is not a local file: a remote object being downloaded).
+func readBatchStream(r io.Reader, size int64, buf *[]byte, fn func(b proto.Batch, last bool) error) error {
+	br := bufio.NewReaderSize(r, 256<<10)
 	for pos := int64(0); pos < size; {
 		if size-pos < batchHeaderSize {
 			return fmt.Errorf("torn batch at %d: %w", pos, ErrCorrupt)

@@ -147,6 +147,8 @@
 //	                                Open finishes it, then removes the file
 //	.clean-shutdown                 present only between Close and the next Open
 //	cleaner-offset-checkpoint       "0\n<offset>\n": compaction's first dirty offset
+//	remote-cleaner-checkpoint       where the next compaction pass over the remote tier starts, and the
+//	                                earliest delete deadline of a tombstone it kept (compact_export.go)
 //	<base>.*.cleaned, <base>.*.swap  a compaction swap in progress (see Compaction)
 //
 // Segment files are named by their base offset zero-padded to 20 digits.

@@ -86,6 +86,18 @@
 // unlinked at once and closed when the last ReadResult holding it is
 // released, so eviction never breaks a response being sent.
 //
+// # Compaction
+//
+// Compacted topics are tiered too (Kafka refuses this). A pass on the
+// leader (compact.go) builds the key -> latest offset map over the remote
+// segments and the local ones past the remote end, rewrites each remote
+// segment with something to drop through storage's own cleaner rules
+// (offsets, epochs and each segment's first and last offset unchanged),
+// puts the result under a fresh upload id and swaps old for new in one
+// manifest command (ReplaceRemoteSegments), in offset order, so no key is
+// ever missing. The replaced objects stay for OrphanGrace after the swap
+// (readers holding the old manifest) and then go with the orphan sweep.
+//
 // # Concurrency
 //
 // Run owns every goroutine: the upload scheduler, the retention and sweep

@@ -132,6 +132,10 @@ type partState struct {
 	failures  int
 	pending   *pendingUpload // objects put, not yet committed
 	copyDirty bool           // the bucket copy of the manifest is stale
+	// retired: upload ids that remote compaction replaced, and when. The
+	// orphan sweep keeps their objects for OrphanGrace after that, for
+	// readers still holding the manifest from before the swap.
+	retired map[string]time.Time
 }
 
 func (p *partState) state() (*storage.Log, PartitionConfig, bool) {

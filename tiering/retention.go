@@ -347,10 +347,19 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partState) error {
 	}
 	p.commitMu.Lock()
 	_, _, removed := p.state()
+	cutoff := m.now().Add(-m.cfg.OrphanGrace)
 	p.mu.Lock()
 	pendingID := ""
 	if p.pending != nil {
 		pendingID = p.pending.seg.ID
+	}
+	var retired []string // replaced by compaction less than OrphanGrace ago
+	for id, at := range p.retired {
+		if at.Before(cutoff) {
+			delete(p.retired, id)
+		} else {
+			retired = append(retired, id)
+		}
 	}
 	p.mu.Unlock()
 	man := m.cfg.Manifests.Manifest(p.tp.id, p.tp.p)
@@ -358,12 +367,14 @@ func (m *Manager) sweepOrphans(ctx context.Context, p *partState) error {
 	if removed {
 		return nil
 	}
-	live := make(map[string]bool, len(man.Segments)+1)
+	live := make(map[string]bool, len(man.Segments)+1+len(retired))
 	for _, s := range man.Segments {
 		live[s.ID] = true
 	}
 	live[pendingID] = true
-	cutoff := m.now().Add(-m.cfg.OrphanGrace)
+	for _, id := range retired {
+		live[id] = true
+	}
 	var del []string
 	for _, o := range objs {
 		if !live[o.id] && o.mod.Before(cutoff) {
