@@ -87,7 +87,12 @@ func (s *Server) coordinatorsGained(t *topicState, p *partition) {
 		if p.log.LogEndOffset() == 0 {
 			// An empty partition loads at once: the client that made the
 			// topic gets its answer without a NOT_COORDINATOR round.
-			if err := s.txns.LoadPartition(s.ctx, p.index, epoch); err != nil && s.ctx.Err() == nil {
+			// Bounded: reconcile waits here, and must never wait on a busy
+			// coordinator loop for long.
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			err := s.txns.LoadPartition(ctx, p.index, epoch)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
 				s.log.Error("loading transaction state failed", "partition", p.index, "err", err)
 			}
 			return
