@@ -92,10 +92,10 @@ func (s *Server) coordinatorsGained(t *topicState, p *partition) {
 			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 			err := s.txns.LoadPartition(ctx, p.index, epoch)
 			cancel()
-			if err != nil && s.ctx.Err() == nil {
-				s.log.Error("loading transaction state failed", "partition", p.index, "err", err)
+			if err == nil || s.ctx.Err() != nil {
+				return
 			}
-			return
+			s.log.Warn("loading transaction state at once failed; loading in the background", "partition", p.index, "err", err)
 		}
 		s.wg.Add(1)
 		go func() {
