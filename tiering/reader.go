@@ -427,20 +427,33 @@ func (m *Manager) segmentIndex(ctx context.Context, tp topicPartition, seg Remot
 		}
 		return x, err
 	}
-	fk := flightKey{indexFlightKind, chunkKey{segID: seg.ID}}
+	return sharedDownload(ctx, m, flightKey{indexFlightKind, chunkKey{segID: seg.ID}}, tp, seg,
+		func() (*segIndex, bool) { return m.idx.get(seg.ID) },
+		func(ctx context.Context) (*segIndex, error) { return m.downloadIndex(ctx, tp, seg) },
+		func(x *segIndex) { m.idx.put(seg.ID, x) })
+}
+
+// sharedDownload runs download once however many callers want the same
+// object (fk), on the Manager's context rather than any caller's, and
+// hands every caller the result. have is the cache lookup, checked again
+// under the flights lock so a download that just finished is not
+// repeated; keep stores a result.
+func sharedDownload[T any](ctx context.Context, m *Manager, fk flightKey, tp topicPartition, seg RemoteSegment,
+	have func() (T, bool), download func(context.Context) (T, error), keep func(T)) (T, error) {
+	var zero T
 	m.flights.mu.Lock()
-	if x, ok := m.idx.get(seg.ID); ok {
+	if x, ok := have(); ok {
 		m.flights.mu.Unlock()
 		return x, nil
 	}
 	f, started := m.flights.start(fk)
 	m.flights.mu.Unlock()
 	if started && !m.spawn(func() {
-		ctx, cancel := context.WithTimeout(m.bgCtx, m.tune.downloadTimeout)
+		dctx, cancel := context.WithTimeout(m.bgCtx, m.tune.downloadTimeout)
 		defer cancel()
-		x, err := m.downloadIndex(ctx, tp, seg)
+		x, err := download(dctx)
 		if err == nil {
-			m.idx.put(seg.ID, x)
+			keep(x)
 		} else {
 			m.logDownloadError(tp, seg, chunkSpan{}, err)
 		}
@@ -451,12 +464,12 @@ func (m *Manager) segmentIndex(ctx context.Context, tp topicPartition, seg Remot
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 	if f.err != nil {
-		return nil, f.err
+		return zero, f.err
 	}
-	return f.val.(*segIndex), nil
+	return f.val.(T), nil
 }
 
 func (m *Manager) downloadIndex(ctx context.Context, tp topicPartition, seg RemoteSegment) (*segIndex, error) {

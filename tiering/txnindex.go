@@ -77,36 +77,10 @@ func (m *Manager) txnIndex(ctx context.Context, tp topicPartition, seg RemoteSeg
 	if x, ok := m.txns.get(seg.ID); ok {
 		return x, nil
 	}
-	fk := flightKey{txnFlightKind, chunkKey{segID: seg.ID}}
-	m.flights.mu.Lock()
-	if x, ok := m.txns.get(seg.ID); ok {
-		m.flights.mu.Unlock()
-		return x, nil
-	}
-	f, started := m.flights.start(fk)
-	m.flights.mu.Unlock()
-	if started && !m.spawn(func() {
-		ctx, cancel := context.WithTimeout(m.bgCtx, m.tune.downloadTimeout)
-		defer cancel()
-		x, err := m.downloadTxnIndex(ctx, tp, seg)
-		if err == nil {
-			m.txns.put(seg.ID, x)
-		} else {
-			m.logDownloadError(tp, seg, chunkSpan{}, err)
-		}
-		m.flights.finish(fk, f, x, err, nil)
-	}) {
-		m.flights.finish(fk, f, nil, ErrClosed, nil)
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return f.val.(*storage.TxnIndex), nil
+	return sharedDownload(ctx, m, flightKey{txnFlightKind, chunkKey{segID: seg.ID}}, tp, seg,
+		func() (*storage.TxnIndex, bool) { return m.txns.get(seg.ID) },
+		func(ctx context.Context) (*storage.TxnIndex, error) { return m.downloadTxnIndex(ctx, tp, seg) },
+		func(x *storage.TxnIndex) { m.txns.put(seg.ID, x) })
 }
 
 func (m *Manager) downloadTxnIndex(ctx context.Context, tp topicPartition, seg RemoteSegment) (*storage.TxnIndex, error) {
