@@ -106,8 +106,8 @@ type Coordinator struct {
 	groups   map[string]*group
 	writers  map[int32]*writer
 	timers   *loop.Timers
-	inflight int        // appends queued and not yet completed
-	watchers []*watcher // test hook: conditions checked after every event
+	inflight int           // appends queued and not yet completed
+	watchers loop.Watchers // test hook: conditions checked after every event
 }
 
 // New starts a coordinator. It panics on a configuration that is a
@@ -243,7 +243,7 @@ func (c *Coordinator) run() {
 			c.drainEvents()
 			f()
 		}
-		c.checkWatchers()
+		c.watchers.Check()
 	}
 }
 
@@ -446,48 +446,9 @@ func (c *Coordinator) errorCode(err error, op string, group string) int16 {
 		return 0
 	}
 	c.log.Warn("group coordinator write failed", "op", op, "group", group, "err", err)
-	switch {
-	case errors.Is(err, ErrNotCoordinator):
-		return kerr.NotCoordinator.Code
-	case errors.Is(err, ErrCoordinatorNotAvailable),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return kerr.CoordinatorNotAvailable.Code
+	code, known := loop.AppendErrorCode(err, ErrNotCoordinator, ErrCoordinatorNotAvailable)
+	if !known {
+		c.log.Error("unmapped group coordinator write error", "op", op, "group", group, "err", err)
 	}
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kerr.UnknownTopicOrPartition, kerr.NotEnoughReplicas,
-			kerr.NotEnoughReplicasAfterAppend, kerr.RequestTimedOut:
-			return kerr.CoordinatorNotAvailable.Code
-		case kerr.NotLeaderForPartition, kerr.KafkaStorageError:
-			return kerr.NotCoordinator.Code
-		case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidFetchSize:
-			return kerr.UnknownServerError.Code
-		}
-		return ke.Code
-	}
-	c.log.Error("unmapped group coordinator write error", "op", op, "group", group, "err", err)
-	return kerr.UnknownServerError.Code
-}
-
-// watcher is a test hook: ch closes once cond holds after some event.
-type watcher struct {
-	cond func() bool
-	ch   chan struct{}
-}
-
-func (c *Coordinator) checkWatchers() {
-	if len(c.watchers) == 0 {
-		return
-	}
-	kept := c.watchers[:0]
-	for _, w := range c.watchers {
-		if w.cond() {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(c.watchers[len(kept):])
-	c.watchers = kept
+	return code
 }

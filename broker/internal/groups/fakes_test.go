@@ -161,16 +161,12 @@ func (h *harness) inspect(f func()) {
 // waitFor blocks until cond (evaluated on the loop) holds.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	w := &watcher{cond: cond, ch: make(chan struct{})}
+	var ch <-chan struct{}
 	h.inspect(func() {
-		if cond() {
-			close(w.ch)
-		} else {
-			h.c.watchers = append(h.c.watchers, w)
-		}
+		ch = h.c.watchers.Add(cond)
 	})
 	select {
-	case <-w.ch:
+	case <-ch:
 	case <-time.After(10 * time.Second):
 		var dump string
 		h.inspect(func() {

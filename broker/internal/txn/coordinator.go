@@ -103,8 +103,8 @@ type Coordinator struct {
 	txns     map[string]*txn
 	parts    map[int32]*partState
 	timers   *loop.Timers
-	busy     int        // appends and marker writes in flight
-	watchers []*watcher // test hook: conditions checked after every event
+	busy     int           // appends and marker writes in flight
+	watchers loop.Watchers // test hook: conditions checked after every event
 }
 
 // partState is one __transaction_state partition this coordinator leads.
@@ -201,7 +201,7 @@ func (c *Coordinator) run() {
 			c.drainEvents()
 			f()
 		}
-		c.checkWatchers()
+		c.watchers.Check()
 	}
 }
 
@@ -349,48 +349,9 @@ func (c *Coordinator) write(t *txn, next meta, op string, done func(code int16))
 // UNKNOWN_SERVER_ERROR and are logged.
 func (c *Coordinator) errorCode(err error, op, id string) int16 {
 	c.log.Warn("transaction log write failed", "op", op, "transactional_id", id, "err", err)
-	switch {
-	case errors.Is(err, ErrNotCoordinator):
-		return kerr.NotCoordinator.Code
-	case errors.Is(err, ErrCoordinatorNotAvailable),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return kerr.CoordinatorNotAvailable.Code
+	code, known := loop.AppendErrorCode(err, ErrNotCoordinator, ErrCoordinatorNotAvailable)
+	if !known {
+		c.log.Error("unmapped transaction log write error", "op", op, "transactional_id", id, "err", err)
 	}
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kerr.UnknownTopicOrPartition, kerr.NotEnoughReplicas,
-			kerr.NotEnoughReplicasAfterAppend, kerr.RequestTimedOut:
-			return kerr.CoordinatorNotAvailable.Code
-		case kerr.NotLeaderForPartition, kerr.KafkaStorageError:
-			return kerr.NotCoordinator.Code
-		case kerr.MessageTooLarge, kerr.RecordListTooLarge:
-			return kerr.UnknownServerError.Code
-		}
-		return ke.Code
-	}
-	c.log.Error("unmapped transaction log write error", "op", op, "transactional_id", id, "err", err)
-	return kerr.UnknownServerError.Code
-}
-
-// watcher is a test hook: ch closes once cond holds after some event.
-type watcher struct {
-	cond func() bool
-	ch   chan struct{}
-}
-
-func (c *Coordinator) checkWatchers() {
-	if len(c.watchers) == 0 {
-		return
-	}
-	kept := c.watchers[:0]
-	for _, w := range c.watchers {
-		if w.cond() {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	clear(c.watchers[len(kept):])
-	c.watchers = kept
+	return code
 }

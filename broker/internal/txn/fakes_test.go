@@ -241,18 +241,14 @@ func (h *harness) sync() {
 
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	w := &watcher{cond: cond, ch: make(chan struct{})}
+	var ch <-chan struct{}
 	if !h.c.onLoop(context.Background(), func() {
-		if cond() {
-			close(w.ch)
-		} else {
-			h.c.watchers = append(h.c.watchers, w)
-		}
+		ch = h.c.watchers.Add(cond)
 	}) {
 		return // closed
 	}
 	select {
-	case <-w.ch:
+	case <-ch:
 	case <-h.c.done:
 	case <-time.After(10 * time.Second):
 		h.t.Fatalf("timed out waiting for %s", what)
