@@ -263,17 +263,10 @@ func sendWriteTxnMarkers(ctx context.Context, peers *peerConns, id int32, m txnM
 	req.Version = writeTxnMarkersVersion
 	rm := kmsg.NewWriteTxnMarkersRequestMarker()
 	rm.ProducerID, rm.ProducerEpoch, rm.Committed, rm.CoordinatorEpoch = m.producerID, m.epoch, m.commit, m.coordinatorEpoch
-	byTopic := map[string]int{}
-	for _, tp := range tps {
-		i, ok := byTopic[tp.Topic]
-		if !ok {
-			i = len(rm.Topics)
-			byTopic[tp.Topic] = i
-			rt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-			rt.Topic = tp.Topic
-			rm.Topics = append(rm.Topics, rt)
-		}
-		rm.Topics[i].Partitions = append(rm.Topics[i].Partitions, tp.Partition)
+	for _, g := range groupByTopic(tps) {
+		rt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		rt.Topic, rt.Partitions = g.topic, g.partitions
+		rm.Topics = append(rm.Topics, rt)
 	}
 	req.Markers = append(req.Markers, rm)
 	resp := kmsg.NewPtrWriteTxnMarkersResponse()
@@ -359,6 +352,29 @@ func (s *Server) callTxnCoordinator(ctx context.Context, peers *peerConns, coord
 	return resp, 0
 }
 
+// topicPartitions are one topic's partitions of a request.
+type topicPartitions struct {
+	topic      string
+	partitions []int32
+}
+
+// groupByTopic groups tps by topic, topics in first-seen order, as the
+// requests that carry them nest them.
+func groupByTopic(tps []txn.TopicPartition) []topicPartitions {
+	var out []topicPartitions
+	index := map[string]int{}
+	for _, tp := range tps {
+		i, ok := index[tp.Topic]
+		if !ok {
+			i = len(out)
+			index[tp.Topic] = i
+			out = append(out, topicPartitions{topic: tp.Topic})
+		}
+		out[i].partitions = append(out[i].partitions, tp.Partition)
+	}
+	return out
+}
+
 // verifyTxnRequest is the VerifyOnly AddPartitionsToTxn v4 for one
 // producer's partitions.
 func verifyTxnRequest(id string, pid int64, epoch int16, tps []txn.TopicPartition) *kmsg.AddPartitionsToTxnRequest {
@@ -366,17 +382,10 @@ func verifyTxnRequest(id string, pid int64, epoch int16, tps []txn.TopicPartitio
 	req.Version = verifyTxnVersion
 	tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
 	tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly = id, pid, epoch, true
-	byTopic := map[string]int{}
-	for _, tp := range tps {
-		i, ok := byTopic[tp.Topic]
-		if !ok {
-			i = len(tx.Topics)
-			byTopic[tp.Topic] = i
-			rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-			rt.Topic = tp.Topic
-			tx.Topics = append(tx.Topics, rt)
-		}
-		tx.Topics[i].Partitions = append(tx.Topics[i].Partitions, tp.Partition)
+	for _, g := range groupByTopic(tps) {
+		rt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+		rt.Topic, rt.Partitions = g.topic, g.partitions
+		tx.Topics = append(tx.Topics, rt)
 	}
 	req.Transactions = append(req.Transactions, tx)
 	return req
